@@ -1,0 +1,1 @@
+"""A faithful offline 12Twenty: data, HTTP app, limits, faults and the simulate command."""
