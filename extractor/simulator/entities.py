@@ -85,8 +85,9 @@ _ADDRESS: dict[str, Any] = {
 
 STUDENTS = Entity(
     name="students",
-    fields=_fields(
-        """
+    fields=(
+        *_fields(
+            """
         Id:Int64 StudentId:String FirstName:String MiddleName:String LastName:String
         FullName:String PreferredName:String EmailAddress:String PreferredEmailAddress:String:d
         SsoId:String Gender:String:d Phone1:String:d Phone2:String:d IsEnrolled:Boolean
@@ -100,8 +101,9 @@ STUDENTS = Entity(
         AssignedAdvisor:Lookup StudentGroups:IdName[] StudentClubs:IdName[]:d
         CustomAttributeValues:CustomAttributes:d CreateDate:DateTime ModifyDate:DateTime
         """
-    )
-    + (Field("Addresses", [_ADDRESS], False),),
+        ),
+        Field("Addresses", [_ADDRESS], False),
+    ),
     id_base=10_000_000,
     id_step=7,
     default_rows=12_000,
@@ -127,16 +129,18 @@ COMPANIES = Entity(
 
 CONTACTS = Entity(
     name="contacts",
-    fields=_fields(
-        """
+    fields=(
+        *_fields(
+            """
         Id:Int64 FirstName:String LastName:String PrefixName:String:d PreferredName:String
         CompanyId:Int64 CompanyName:String IsAdminApproved:Boolean OfficePhone:String
         CellPhone:String:d EmailAddress:String AlternateEmailAddress:String:d JobTitle:String
         IsPrimary:Boolean LinkedInProfileUrl:String:d IsAlumni:Boolean
         AlumniGraduationYear:Int16 CreateDate:DateTime ModifyDate:DateTime
         """
-    )
-    + (Field("Location", _LOCATION, True),),
+        ),
+        Field("Location", _LOCATION, True),
+    ),
     id_base=60_000_000,
     id_step=11,
     default_rows=9_000,
