@@ -1,19 +1,23 @@
-"""The simulator's pure parts: limits, tokens, fault draws, config, ledger."""
+"""The simulator's parts without sockets: limits, tokens, fault draws, config, ledger, TLS."""
 
 from __future__ import annotations
 
 import random
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from extractor.clock import ManualClock
 from extractor.errors import ConfigError
+from extractor.simulator.app import Simulator
 from extractor.simulator.config import FAULT_KINDS, SimConfig, spread_fault_rate
 from extractor.simulator.faults import FaultPlan
 from extractor.simulator.ledger import Ledger
 from extractor.simulator.limits import Limiter, Verdict
+from extractor.simulator.tls import make_test_ca
 from extractor.simulator.tokens import TokenStore, key_matches
 
 START = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)
@@ -170,3 +174,16 @@ def test_ledger_counts_and_json() -> None:
     assert snapshot["max_in_flight"] == 3
     assert snapshot["per_day"] == {"2026-01-05": 2, "2026-01-06": 1}
     assert snapshot["requests"] == {"/api/v2/students": {"200": 2, "429": 1}}
+
+
+def test_tls_without_trustme_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "trustme", None)  # makes `import trustme` fail
+    with pytest.raises(ConfigError, match=r"twelvetwenty-extractor\[simulator\]"):
+        make_test_ca(tmp_path)
+
+
+def test_unknown_entity_in_rows_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unicorns"):
+        Simulator(SimConfig(rows={"unicorns": 3}), clock=ManualClock(START))
