@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from extractor.clock import SystemClock
-from extractor.errors import ConfigError
 from extractor.simulator.config import FAULT_KINDS, SimConfig, generate_api_key, spread_fault_rate
 from extractor.simulator.entities import BY_NAME
 from extractor.simulator.server import RunningSimulator, serve
@@ -258,8 +257,6 @@ async def _serve(args: argparse.Namespace, config: SimConfig, tls_dir: Path | No
             await stop.wait()
             total = running.sim.ledger.total
             print(f"simulator stopped after {total} requests", file=sys.stderr, flush=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from extractor.clock import Clock
+from extractor.errors import ConfigError
 from extractor.simulator.app import Simulator
 from extractor.simulator.config import SimConfig
 from extractor.simulator.data import SchoolData
@@ -66,8 +67,9 @@ async def serve(
 ) -> AsyncIterator[RunningSimulator]:
     """Run a new :class:`Simulator` on ``host:port`` (HTTPS with ``ssl_context``).
 
-    Port 0 picks a free port; the chosen one is in the result. On exit, held requests are
-    released and handlers still running after ``shutdown_timeout`` seconds are cancelled.
+    Port 0 picks a free port; the chosen one is in the result. A port that cannot be bound
+    is a :class:`ConfigError`. On exit, held requests are released and handlers still
+    running after ``shutdown_timeout`` seconds are cancelled.
     """
     sim = Simulator(config, clock=clock, data=data, rng=rng)
     runner = web.AppRunner(
@@ -76,7 +78,10 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # port taken, address not local, ...
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         bound_port = int(runner.addresses[0][1])
         url = base_url(host, bound_port, tls=ssl_context is not None)
         yield RunningSimulator(sim=sim, base_url=url, host=host, port=bound_port)

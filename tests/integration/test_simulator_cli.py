@@ -176,3 +176,26 @@ def test_bad_settings_exit_2_without_traceback(
     assert status == 2
     assert "Traceback" not in captured.err
     assert captured.out == ""
+
+
+async def test_a_taken_port_is_a_config_error() -> None:
+    async with simulate(*FAST) as (proc, first):
+        port = first["base_url"].rsplit(":", 1)[1]
+        taken = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "extractor",
+            "simulate",
+            *FAST,
+            "--port",
+            port,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(taken.communicate(), timeout=15)
+        await _stop(proc, signal.SIGTERM)
+    assert taken.returncode == 2
+    assert b"cannot listen on 127.0.0.1:" + port.encode() in err
+    assert b"Traceback" not in err
+    assert out == b""
