@@ -1,0 +1,209 @@
+"""Arrow batches -> Parquet files, written so that a reader never sees a partial result.
+
+Layout under the output directory ``DIR``::
+
+    DIR/<entity>                  -> symlink to _versions/<entity>/<version>
+    DIR/_versions/<entity>/<version>/part-00000.parquet ...
+
+A run writes a new version directory (its "staging" area) part by part; each part is
+written under a ``.tmp`` name and renamed when complete. At the end, :meth:`publish` swaps
+the ``DIR/<entity>`` symlink to the new version with one atomic rename, then removes the
+old version. Readers globbing ``DIR/<entity>/**/*.parquet`` therefore see the old run's
+files or the new run's, never both and never a half-written file. Directories starting
+with ``_`` are skipped by Spark, pyarrow.dataset and polars hive readers.
+
+Parquet wants big row groups (PERF-NOTES: >= 50k rows), so batches are buffered to
+``row_group_rows`` before each row group is written; a batch whose schema differs from the
+open part's (a new field appeared) closes the part and starts another, which readers unify
+with ``union_by_name``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from extractor.errors import ExtractorError
+
+VERSIONS_DIR = "_versions"
+ROW_GROUP_ROWS = 65_536
+ROWS_PER_FILE = 8 * ROW_GROUP_ROWS
+
+
+class SinkError(ExtractorError):
+    """Output could not be written (disk full, permissions, ...)."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartWriter:
+    """One Parquet file, written under a temporary name and renamed by :meth:`close`."""
+
+    def __init__(self, path: Path, schema: pa.Schema, *, row_group_rows: int = ROW_GROUP_ROWS):
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._row_group_rows = row_group_rows
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._writer = pq.ParquetWriter(
+            self._tmp, schema, compression="zstd", write_statistics=True, use_dictionary=True
+        )
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Buffer ``batch``; write full row groups as they fill."""
+        if not batch.schema.equals(self.schema):
+            raise ValueError("batch schema differs from the part's schema")
+        if batch.num_rows == 0:
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._pending_rows >= self._row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        self._pending.clear()
+        self._pending_rows = 0
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def close(self) -> Path:
+        """Write what is buffered, make the file durable and give it its final name."""
+        self._flush()
+        self._writer.close()
+        with open(self._tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self._tmp, self.path)
+        _fsync_dir(self.path.parent)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the half-written file."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+
+class EntityOutput:
+    """One entity's output of one run: rolling part files in a version dir, then a swap."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        entity: str,
+        version: str,
+        *,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        rows_per_file: int = ROWS_PER_FILE,
+    ) -> None:
+        self.out_dir = out_dir
+        self.entity = entity
+        self.version = version
+        self.staging = out_dir / VERSIONS_DIR / entity / version
+        self.files: list[Path] = []
+        self.rows = 0
+        self._row_group_rows = row_group_rows
+        self._rows_per_file = rows_per_file
+        self._part: PartWriter | None = None
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create {self.staging}: {exc.strerror}") from exc
+
+    def _next_path(self) -> Path:
+        return self.staging / f"part-{len(self.files):05d}.parquet"
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append ``batch`` to the current part, rolling to a new part when needed."""
+        try:
+            if self._part is not None and (
+                not batch.schema.equals(self._part.schema) or self._part.rows >= self._rows_per_file
+            ):
+                self._close_part()
+            if self._part is None:
+                self._part = PartWriter(
+                    self._next_path(), batch.schema, row_group_rows=self._row_group_rows
+                )
+            self._part.write(batch)
+            self.rows += batch.num_rows
+        except OSError as exc:
+            self.abort()
+            raise SinkError(f"writing {self.entity} failed: {exc.strerror or exc}") from exc
+
+    def write_empty(self, schema: pa.Schema) -> None:
+        """Make sure the version has a file: an empty entity still shows its columns."""
+        if self._part is None and not self.files:
+            self._part = PartWriter(self._next_path(), schema, row_group_rows=self._row_group_rows)
+
+    def _close_part(self) -> None:
+        if self._part is not None:
+            part, self._part = self._part, None
+            self.files.append(part.close())
+
+    def finish(self) -> list[Path]:
+        """Close the open part; the version is complete but not yet visible."""
+        try:
+            self._close_part()
+        except OSError as exc:
+            self.abort()
+            raise SinkError(f"writing {self.entity} failed: {exc.strerror or exc}") from exc
+        return list(self.files)
+
+    def abort(self) -> None:
+        """Drop the open part (completed parts stay for inspection or a later cleanup)."""
+        if self._part is not None:
+            self._part.abort()
+            self._part = None
+
+    def publish(self) -> None:
+        """Make this version what ``DIR/<entity>`` shows, atomically; drop the old one."""
+        publish_version(self.out_dir, self.entity, self.version)
+
+
+def current_version(out_dir: Path, entity: str) -> str | None:
+    """The version ``DIR/<entity>`` points at, or None."""
+    link = out_dir / entity
+    if not link.is_symlink():
+        return None
+    return Path(os.readlink(link)).name
+
+
+def publish_version(out_dir: Path, entity: str, version: str) -> None:
+    """Point ``DIR/<entity>`` at ``version`` with one rename; remove superseded versions.
+
+    Safe to repeat: a crash after the rename but before the cleanup leaves the new version
+    visible and the old directory behind, which the next publish removes.
+    """
+    link = out_dir / entity
+    if link.exists() and not link.is_symlink():
+        raise SinkError(
+            f"{link} is a real directory, not a version link made by this tool: "
+            "move it away or choose another --out"
+        )
+    target = Path(VERSIONS_DIR) / entity / version
+    tmp_link = out_dir / f".{entity}.link.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    os.symlink(target, tmp_link, target_is_directory=True)
+    os.replace(tmp_link, link)
+    _fsync_dir(out_dir)
+    versions = out_dir / VERSIONS_DIR / entity
+    for old in versions.iterdir():
+        if old.name != version and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
