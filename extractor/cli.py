@@ -26,6 +26,7 @@ class _Command(Protocol):
 
 # name -> (module, one-line help). Modules are imported only when needed.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "extract": ("extractor.commands.extract", "extract entities from 12Twenty into Parquet"),
     "simulate": ("extractor.simulator.cli", "serve an offline 12Twenty API for tests and demos"),
 }
 
@@ -44,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_module, help_text) in COMMANDS.items():
         cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
         cmd_parser.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print a traceback on errors",
         )
         _load(name).add_arguments(cmd_parser)
     return parser

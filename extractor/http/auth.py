@@ -83,6 +83,7 @@ class TokenManager:
         self._store = store
         self._token: Token | None = store.load_token() if store else None
         self._lock = asyncio.Lock()
+        self._refused: AuthError | None = None  # a refused key stays refused: ask once
         self.fetches = 0
 
     async def token(self) -> Secret:
@@ -95,6 +96,8 @@ class TokenManager:
     async def renew(self, rejected: Secret | None) -> Secret:
         """Fetch a new token, unless another task already replaced ``rejected``."""
         async with self._lock:
+            if self._refused is not None:
+                raise self._refused
             current = self._token
             if (
                 current is not None
@@ -103,7 +106,11 @@ class TokenManager:
             ):
                 return current.value
             self.fetches += 1
-            body = await self._fetch(self._key)
+            try:
+                body = await self._fetch(self._key)
+            except AuthError as exc:
+                self._refused = exc
+                raise
             text = parse_token_body(body)
             if not text:
                 raise AuthError(f"{self._site} answered the token request with an empty body")

@@ -166,10 +166,15 @@ class EntityOutput:
         return list(self.files)
 
     def abort(self) -> None:
-        """Drop the open part (completed parts stay for inspection or a later cleanup)."""
+        """Drop the open part; an unpublished version with nothing in it goes too."""
         if self._part is not None:
             self._part.abort()
             self._part = None
+        if not self.files:
+            with contextlib.suppress(OSError):
+                self.staging.rmdir()
+                self.staging.parent.rmdir()
+                self.staging.parent.parent.rmdir()
 
     def publish(self) -> None:
         """Make this version what ``DIR/<entity>`` shows, atomically; drop the old one."""
