@@ -336,7 +336,10 @@ class Extraction:
                 run.result.unknown_fields.append(name)
         progress = self.progress.entity(run.name)
         progress.pages_done = run.result.pages
-        progress.pages_total = run.walk.page_count if run is not self._options else None
+        if run is self._options:
+            progress.pages_total = len(self._options_seen) if self._options_known else None
+        else:
+            progress.pages_total = run.walk.page_count
         progress.rows = run.result.rows
         progress.problems = sum(run.result.problems.values())
         progress.state = "walking"
