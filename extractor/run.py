@@ -252,15 +252,12 @@ class Extraction:
                 if item is None:
                     continue
                 batch = [item]
-                # Batch up while more bodies are on their way; page 1 goes alone (its
-                # Total is what lets the fetchers fan out).
-                while (
-                    len(batch) < BATCH_PAGES
-                    and run.walk.total is not None
-                    and self._stop is None
-                    and (not run.queue.empty() or run.unreceived > len(batch))
-                ):
-                    nxt = await run.queue.get()
+                # Adaptive batches: take what has already arrived, never wait for more.
+                # When fetching outpaces conversion the queue fills and batches grow
+                # (fewer, faster conversions); at the API's pace each page is converted
+                # as it lands, so nothing is left to convert when the last one arrives.
+                while len(batch) < BATCH_PAGES and not run.queue.empty():
+                    nxt = run.queue.get_nowait()
                     if nxt is not None:
                         batch.append(nxt)
                 await self._write_pages(run, batch)

@@ -6,8 +6,8 @@ order, which is the order that makes the ledger and the limits faithful:
 1. ``/_sim/*`` routes are answered at once: no auth, no limits, no faults, not counted.
 2. The arrival is counted (total, UTC day, in flight) and checked against the limits:
    too many in flight or the day spent -> 429 immediately, with no latency.
-3. Admitted requests wait out :meth:`Simulator.pause` (tests) and the configured latency,
-   then draw a fault. Status faults and resets replace the answer; ``truncate`` and
+3. Admitted requests wait out :meth:`Simulator.pause` (tests), draw a fault, prepare the
+   answer, and wait out the rest of the configured latency (the response time). Status faults and resets replace the answer; ``truncate`` and
    ``slow`` change how the real answer is sent.
 4. The answer itself: unknown route 404, wrong method 405, the token route (key check),
    then ``Authorization: Bearer`` (401), then list/detail/options/documentation.
@@ -166,18 +166,27 @@ class Simulator:
         return self.config.latency + (self._jitter.uniform(0.0, jitter) if jitter else 0.0)
 
     async def _admitted(self, route: Route, request: web.Request) -> tuple[web.StreamResponse, int]:
-        """Answer an admitted request; returns the response and the status to record."""
+        """Answer an admitted request; returns the response and the status to record.
+
+        The configured latency is the response time, as a client measures it: the answer
+        is prepared first and only the rest of the latency is slept, so the time spent
+        rendering a page is part of the latency rather than added to it.
+        """
         if self._gate is not None:
             await self._gate.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         delay = self._delay()
-        if delay > 0:
-            await asyncio.sleep(delay)
         fault = self.faults.draw(route.template)
         if fault is not None:
             self.ledger.faults[fault] += 1
-            if fault in REPLACING:
-                return self._fault_response(fault, request)
-        resp = self._answer(route, request)
+        resp = None if fault in REPLACING else self._answer(route, request)
+        remaining = delay - (loop.time() - started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        if resp is None:
+            assert fault is not None
+            return self._fault_response(fault, request)
         if fault == "truncate":
             return await send_truncated(request, resp), resp.status
         if fault == "slow":

@@ -253,6 +253,9 @@ async def _serve(args: argparse.Namespace, config: SimConfig, tls_dir: Path | No
         async with serve(
             config, clock=SystemClock(), ssl_context=ssl_context, host=args.host, port=args.port
         ) as running:
+            # Render every entity's templates before announcing: the first page then costs
+            # what every page costs, so benchmarks time the client, not the warm-up.
+            running.sim.data.warm()
             _announce(running, ca_file, args.json)
             await stop.wait()
             total = running.sim.ledger.total

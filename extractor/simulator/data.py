@@ -201,6 +201,11 @@ class SchoolData:
             table._pool_list, table._pool_detail = pool_list, pool_detail
         return table._pool_list, table._pool_detail
 
+    def warm(self) -> None:
+        """Render every entity's template pool now rather than on its first request."""
+        for table in self._tables.values():
+            self._pools(table)
+
     # -- rendering ----------------------------------------------------------------------
 
     def _render(self, table: _Table, slot: int, pool: list[bytes]) -> bytes:

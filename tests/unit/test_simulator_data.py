@@ -192,3 +192,11 @@ def test_scale_sets_default_row_counts() -> None:
     assert data.count("students") == round(BY_NAME["students"].default_rows * 0.01)
     with pytest.raises(ValueError, match="unknown entities"):
         SchoolData(rows={"teachers": 3}, now=NOW)
+
+
+def test_warm_renders_every_template_pool_up_front() -> None:
+    data = SchoolData(seed=2, rows=ROWS, now=NOW)
+    tables = data._tables.values()
+    assert all(t._pool_list is None for t in tables)
+    data.warm()
+    assert all(t._pool_list is not None and t._pool_detail is not None for t in tables)
