@@ -199,12 +199,18 @@ def finish(arr: pa.Array, node: TypeNode) -> pa.Array:
     """
     if isinstance(node, Scalar):
         return to_timestamp(arr) if node.name == "DateTime" else arr
+    # flatten() rather than .values / .field(i): values hidden behind a null list or struct
+    # (an empty string under a null object, say) must not reach the DateTime checks.
     if isinstance(node, ListOf):
-        values = finish(arr.values, node.item)
+        values = finish(arr.flatten(), node.item)
+        lengths = pc.list_value_length(arr).fill_null(0)
+        offsets = pa.concat_arrays(
+            [pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())]
+        )
         mask = arr.is_null() if arr.null_count else None
-        return pa.ListArray.from_arrays(arr.offsets, values, mask=mask)
+        return pa.ListArray.from_arrays(offsets, values, mask=mask)
     if isinstance(node, StructOf):
-        children = [finish(arr.field(i), t) for i, (_, t) in enumerate(node.fields)]
+        children = [finish(c, t) for c, (_, t) in zip(arr.flatten(), node.fields, strict=True)]
         fields = [pa.field(n, c.type) for (n, _), c in zip(node.fields, children, strict=True)]
         mask = arr.is_null() if arr.null_count else None
         return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
