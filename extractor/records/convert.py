@@ -201,6 +201,10 @@ class Converter:
     # -- the fast path ---------------------------------------------------------------------
 
     def _fast_pages(self, bodies: list[bytes]) -> ConvertedBatch:
+        # The reader yields a row per JSON value, bodies unseen: with no blank body, one
+        # row per body is exactly "every body holds one value" (not two and a blank).
+        if not all(bodies) or any(b.isspace() for b in bodies):
+            raise _Refused("a blank body")
         joined = b"\n".join(bodies)
         if any(b"\n" in b or b"\r" in b for b in bodies):
             block = len(joined) + 1  # a body over several lines: one block, one thread

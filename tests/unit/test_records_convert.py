@@ -502,6 +502,14 @@ MALFORMED = [
 ]
 
 
+def test_two_values_in_one_body_and_a_blank_one_cannot_pass_for_two_pages() -> None:
+    """The fast reader counts values, not bodies: a blank body must not hide a double one."""
+    for converter in (Converter(SCHEMA), Converter(SCHEMA, fast=False)):
+        with pytest.raises(MalformedPageError) as info:
+            converter.convert_pages([page([{"Id": 1}]) + page([{"Id": 2}]), b" "])
+        assert info.value.page_index == 0
+
+
 @pytest.mark.parametrize("body", MALFORMED)
 def test_a_body_that_is_not_json_is_a_transient_error(body: bytes) -> None:
     """Truncated or garbled in transit: MalformedPageError is a TransientError (retry)."""
