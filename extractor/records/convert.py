@@ -15,7 +15,9 @@ Two paths give identical output for clean pages (a property test checks it):
   every value checked field by field, by name (:mod:`extractor.records.values`).
 
 Output columns: the declared fields (the list subset for list pages, every field for
-detail rows) in schema order, then one column per undeclared field, then ``_raw``.
+detail rows) in schema order; then, typed, any detail-only field a list row carried anyway
+(reported ``unlisted_field``: its ``list`` flag is stale); then one column per undeclared
+field; then ``_raw``.
 
 * An **undeclared field** is kept as a nullable string column named after it holding the
   raw JSON text of the value (``"abc"`` with its quotes, ``12``, ``{"A":1}``; JSON null
@@ -46,7 +48,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,6 +72,7 @@ from extractor.records.problems import (
     NOT_AN_OBJECT,
     UNKNOWN_FIELD,
     UNKNOWN_SUBFIELD,
+    UNLISTED_FIELD,
     ProblemReport,
 )
 from extractor.records.schema import EntitySchema, FieldSpec, MapOf, contains
@@ -123,7 +126,7 @@ class ConvertedBatch:
     record_batch: pa.RecordBatch
     pages: tuple[PageMeta, ...]  # empty for bare arrays and detail objects
     problems: ProblemReport
-    extra_fields: tuple[str, ...]  # columns for undeclared fields, in order of appearance
+    extra_fields: tuple[str, ...]  # columns after the target fields, before _raw
     path: str  # "fast" or "slow"
     fallback_reason: str | None = None  # why the fast path gave the batch up, if it did
 
@@ -151,16 +154,19 @@ class Converter:
         self.arrow_schema: pa.Schema = schema.arrow_schema(detail).append(
             pa.field(RAW_COLUMN, RAW_TYPE)
         )
-        self._read_types = [read_type(f.node) for f in self.fields]
-        self._datetime = [has_datetime(f.node) for f in self.fields]
-        self._plan = [(i, f.name, compile_checker(f.node)) for i, f in enumerate(self.fields)]
+        # Every declared field: the target ones first, then (list rows) the detail-only ones,
+        # which get a typed column of their own when a list row carries them anyway.
+        self._all = self.fields + tuple(f for f in schema.fields if f not in self.fields)
+        self._read_types = [read_type(f.node) for f in self._all]
+        self._datetime = [has_datetime(f.node) for f in self._all]
+        self._plan = [(i, f.name, compile_checker(f.node)) for i, f in enumerate(self._all)]
         self._names = frozenset(f.name for f in self.fields)
-        self._by_name = {f.name: i for i, f in enumerate(self.fields)}
-        self._by_fold = {f.name.casefold(): i for i, f in enumerate(self.fields)}
+        self._by_name = {f.name: i for i, f in enumerate(self._all)}
+        self._by_fold = {f.name.casefold(): i for i, f in enumerate(self._all)}
         # pyarrow's JSON reader cannot build maps: such schemas always take the slow path.
         self._fast = fast and not any(contains(f.node, MapOf) for f in self.fields)
         item = pa.struct(
-            [pa.field(f.name, t) for f, t in zip(self.fields, self._read_types, strict=True)]
+            [pa.field(f.name, t) for f, t in zip(self.fields, self._read_types, strict=False)]
         )
         envelope = pa.schema(
             [pa.field(k, pa.int64()) for k in ENVELOPE_COUNTS] + [pa.field("Items", pa.list_(item))]
@@ -306,7 +312,10 @@ class _Rows:
         self.conv = conv
         self.n = n
         self.problems = problems
-        self.cols: list[list[Any]] = [[None] * n for _ in conv.fields]
+        self.targets = len(conv.fields)
+        # Target columns always; a detail-only field's column once a list row carries it.
+        self.cols: list[list[Any] | None] = [[None] * n for _ in conv.fields]
+        self.cols += [None] * (len(conv._all) - self.targets)
         self.raw: list[dict[str, str] | None] = [None] * n
         self.extras: dict[str, list[str | None]] = {}
         self.extra_fold: dict[str, str] = {}
@@ -321,8 +330,8 @@ class _Rows:
     def build(self, items: list[Any]) -> tuple[pa.RecordBatch, tuple[str, ...]]:
         conv = self.conv
         names = conv._names
-        plan = conv._plan
-        cols = self.cols
+        plan = conv._plan[: self.targets]
+        cols = cast(list[list[Any]], self.cols[: self.targets])
         soft: list[str] = []
         for r, item in enumerate(items):
             if type(item) is dict and names.issuperset(item):
@@ -371,7 +380,7 @@ class _Rows:
             idx = conv._by_name.get(key)
             if idx is None:
                 idx = conv._by_fold.get(key.casefold())
-                if idx is not None and conv.fields[idx].name in item:
+                if idx is not None and conv._all[idx].name in item:
                     idx = None  # the exact name is present too: this key is an extra
             if idx is None:
                 unknown.setdefault(key, []).append(value)
@@ -387,8 +396,13 @@ class _Rows:
             key, value = got[0]
             if key != name:
                 self.problems.add(name, CASE_VARIANT, key, f"sent as {key!r}")
+            col = self.cols[idx]
+            if col is None:
+                col = self.cols[idx] = [None] * self.n
+            if idx >= self.targets:
+                self.problems.add(name, UNLISTED_FIELD, dump(value), "declared list: false")
             try:
-                self.cols[idx][r] = check(value, soft)
+                col[r] = check(value, soft)
             except Misfit as misfit:
                 self.misfit(r, name, value, misfit)
                 continue
@@ -420,31 +434,32 @@ class _Rows:
     def assemble(self) -> tuple[pa.RecordBatch, tuple[str, ...]]:
         conv = self.conv
         arrays: list[pa.Array] = []
-        for idx in range(len(conv.fields)):
-            arr = pa.array(self.cols[idx], type=conv._read_types[idx])
+        fields: list[pa.Field] = []
+        for idx, values in enumerate(self.cols):
+            if values is None:
+                continue
+            arr = pa.array(values, type=conv._read_types[idx])
             if conv._datetime[idx]:
-                arr = self.finish_column(idx, arr)
+                arr = self.finish_column(idx, values, arr)
             arrays.append(arr)
+            fields.append(pa.field(conv._all[idx].name, conv._all[idx].arrow_type))
         arrays.extend(pa.array(v, type=pa.string()) for v in self.extras.values())
+        fields.extend(pa.field(k, pa.string()) for k in self.extras)
         arrays.append(pa.array(self.raw, type=RAW_TYPE))
-        schema = pa.schema(
-            [pa.field(f.name, f.arrow_type) for f in conv.fields]
-            + [pa.field(k, pa.string()) for k in self.extras]
-            + [pa.field(RAW_COLUMN, RAW_TYPE)]
-        )
-        return pa.RecordBatch.from_arrays(arrays, schema=schema), tuple(self.extras)
+        fields.append(pa.field(RAW_COLUMN, RAW_TYPE))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+        return batch, tuple(f.name for f in fields[self.targets : -1])
 
-    def finish_column(self, idx: int, arr: pa.Array) -> pa.Array:
+    def finish_column(self, idx: int, values: list[Any], arr: pa.Array) -> pa.Array:
         """Convert a checked column's DateTimes; a value Arrow still refuses goes raw.
 
         The checks mirror Arrow's rules, so the per-value retry is a safety net only.
         """
-        f = self.conv.fields[idx]
+        f = self.conv._all[idx]
         try:
             return finish(arr, f.node)
         except (BadDateTime, pa.ArrowInvalid):
             pass
-        values = self.cols[idx]
         read = self.conv._read_types[idx]
         for r, value in enumerate(values):
             if value is None:

@@ -6,6 +6,8 @@ Kinds (what the converter did about each, see :mod:`extractor.records.convert`):
                       of raw JSON text (or in ``_raw`` when its name cannot be a column)
 ``bad_value``         a value that does not fit its declared type: typed cell NULL, the
                       raw JSON text in ``_raw``
+``unlisted_field``    a field declared ``"list": false`` that a list row carries anyway: kept
+                      typed, in a column after the list fields (the flag is stale)
 ``unknown_subfield``  a nested object with a key its type does not declare: the declared
                       keys stay typed, the whole raw value goes to ``_raw``
 ``case_variant``      a key that differs from the declared name only by case: read into the
@@ -27,6 +29,7 @@ from typing import Any
 UNKNOWN_FIELD = "unknown_field"
 BAD_VALUE = "bad_value"
 UNKNOWN_SUBFIELD = "unknown_subfield"
+UNLISTED_FIELD = "unlisted_field"
 CASE_VARIANT = "case_variant"
 DUPLICATE_KEY = "duplicate_key"
 NOT_AN_OBJECT = "not_an_object"

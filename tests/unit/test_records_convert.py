@@ -372,6 +372,29 @@ def test_an_unknown_field_is_kept_as_raw_json_text_and_reported() -> None:
     assert fast.problems.unknown_fields == ("Nickname", "Score", "Tags")
 
 
+def test_a_detail_only_field_in_a_list_row_keeps_its_declared_type() -> None:
+    """Which fields lists carry is a guess per school: a stale list flag loses nothing."""
+    schema = make_schema(EVERY_TYPE | {"Gender": "String", "Major": "Lookup", "Born": "DateTime"},
+                         detail_only=("Gender", "Major", "Born"))  # fmt: skip
+    items = [{"Id": 1, "Major": {"Id": 5, "AttributeId": 6, "Name": "Law"}, "New": 1},
+             {"Id": 2, "Born": "2000-01-01T00:00:00.1234567", "Major": "Law"}]  # fmt: skip
+    fast, slow = both(schema, [page(items)])
+    assert_same(fast, slow)
+    got = fast.record_batch.schema
+    assert got.names == [*EVERY_TYPE, "Major", "Born", "New", "_raw"]
+    assert (
+        got.field("Major").type == Converter(schema, detail=True).arrow_schema.field("Major").type
+    )
+    assert got.field("Born").type == TS_UTC
+    assert fast.extra_fields == ("Major", "Born", "New")
+    assert column(fast, "Major") == [{"Id": 5, "AttributeId": 6, "Name": "Law"}, None]
+    assert column(fast, "Born") == [None, _utc(2000, 1, 1, 0, 0, 0, 123456)]
+    assert raw_of(fast, 1) == {"Major": '"Law"'}
+    assert fast.problems.count("Major", "unlisted_field") == 2
+    assert fast.problems.count("Major", "bad_value") == 1
+    assert fast.problems.unknown_fields == ("New",)
+
+
 def test_a_key_differing_only_by_case_fills_the_declared_field() -> None:
     fast, slow = both(SCHEMA, [page([{"id": 7, "NAME": "Ann", "Program": {"id": 3, "name": "X"}}])])
     assert_same(fast, slow)
