@@ -23,8 +23,8 @@ field; then ``_raw``.
   raw JSON text of the value (``"abc"`` with its quotes, ``12``, ``{"A":1}``; JSON null
   is NULL) and reported (``unknown_field``). Its column exists only in batches where the
   field occurs: writers must be ready for extra trailing columns. A name that cannot be a
-  column (it starts with ``_``, or equals a declared or another extra column up to case,
-  which DuckDB would reject) goes to ``_raw`` instead.
+  column (it is empty or starts with ``_``, or equals a declared or another extra column
+  up to case, which DuckDB would reject) goes to ``_raw`` instead.
 * A **value that does not fit** its declared type (``"abc"`` in an Int32, ``1.5`` in an
   int, an object where a string was declared, an int >= 2**63, an impossible date) leaves
   the typed cell NULL, keeps the row, puts the value's raw JSON text into ``_raw`` under
@@ -425,7 +425,7 @@ class _Rows:
         if column is not None:
             return column
         folded = key.casefold()
-        if key.startswith("_") or folded in self.conv._by_fold or folded in self.extra_fold:
+        if not key or key[0] == "_" or folded in self.conv._by_fold or folded in self.extra_fold:
             return None
         self.extra_fold[folded] = key
         column = self.extras[key] = [None] * self.n

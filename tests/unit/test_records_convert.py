@@ -409,13 +409,13 @@ def test_a_key_differing_only_by_case_fills_the_declared_field() -> None:
 
 def test_unknown_names_that_cannot_be_columns_go_to_raw() -> None:
     """DuckDB resolves names case-insensitively and _-names are ours: those go to _raw."""
-    items = [{"Id": 1, "id": 2, "_extracted_at": "x", "Foo": 1, "foo": 2}]
+    items = [{"Id": 1, "id": 2, "_extracted_at": "x", "Foo": 1, "foo": 2, "": 3}]
     converted = Converter(SCHEMA).convert_pages([page(items)])
     assert column(converted, "Id") == [1]
     assert converted.extra_fields == ("Foo",)
     assert column(converted, "Foo") == ["1"]
-    assert raw_of(converted, 0) == {"id": "2", "_extracted_at": '"x"', "foo": "2"}
-    assert converted.problems.count(kind="unknown_field") == 4
+    assert raw_of(converted, 0) == {"id": "2", "_extracted_at": '"x"', "foo": "2", "": "3"}
+    assert converted.problems.count(kind="unknown_field") == 5
     names = [n.casefold() for n in converted.record_batch.schema.names]
     assert len(names) == len(set(names))
 
