@@ -19,7 +19,11 @@ The model (each assumption is a decision; see the tests for the evidence):
   walk (which also marks deletions) bounds the damage.
 - Rows inserted during a walk may be missed: they were modified after the walk's frozen
   upper bound, so the next incremental run (watermark minus lookback) picks them up. Rows
-  *repeated* on two pages are harmless: the sink deduplicates by ``Id``.
+  *repeated* on two pages are harmless: the sink deduplicates by ``Id``. (With a
+  ``ModifyToDate`` bound, a row edited mid-walk leaves the window: that is a shrink.)
+- A response whose request was sent before the latest ``Total`` change is *stale*: it is
+  kept only if its ``Total`` names exactly one state seen since it was sent (the current
+  one); otherwise it is discarded and the page fetched again (one request, no guessing).
 
 From this, after a change of ``d`` rows, ``k = ceil(d / page_size)`` pages of neighbourhood
 matter. After a shrink, page ``p`` now holds rows that used to sit up to ``d`` positions
@@ -38,7 +42,9 @@ A page kept through a change relies on its neighbours' *earlier* reads for the r
 slid onto it; a neighbour may be re-fetched meanwhile, so the page is durable only once
 those earlier reads are committed too (each page waits on a set of receipts). Hence the
 runner's one contract: write the rows of every ``ACCEPTED`` page, even one a later change
-invalidated, and pass every receipt to ``mark_durable`` once its rows are committed.
+invalidated, and pass every receipt to ``mark_durable`` once its rows are committed (a page
+accepted twice has two receipts: keep both). A receipt never committed only delays
+completion until the next resume, which drops such waits with the unwritten reads.
 """
 
 from __future__ import annotations
