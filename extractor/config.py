@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from extractor.errors import ConfigError
 KEY_ENV = "TWELVETWENTY_API_KEY"
 MAX_CONCURRENCY = 3  # the API's per-school limit, shared with the school's other integrations
 MAX_PAGE_SIZE = 500  # the API refuses larger pages
+DEFAULT_DAILY_LIMIT = 5000  # the article's per-school daily limit
 DEFAULT_ENTITIES = (
     "students",
     "companies",
@@ -146,7 +147,11 @@ class Settings:
     full: bool = False
     request_timeout: float = 120.0
     max_attempts: int = 8
-    extra: dict[str, str] = field(default_factory=dict)
+    state_path: Path | None = None  # None: run without durable state (tests, one-offs)
+    max_requests_per_day: int = DEFAULT_DAILY_LIMIT
+    reserve: int = 0
+    budget_window: str = "rolling"
+    wait: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -158,3 +163,12 @@ class Settings:
             raise ConfigError(f"--page-size {self.page_size}: must be 1 to {MAX_PAGE_SIZE}")
         if self.max_attempts < 1:
             raise ConfigError("max attempts must be at least 1")
+        if self.max_requests_per_day < 1:
+            raise ConfigError("--max-requests-per-day must be at least 1")
+        if not 0 <= self.reserve < self.max_requests_per_day:
+            raise ConfigError(
+                f"--reserve {self.reserve}: must be 0 to {self.max_requests_per_day - 1} "
+                "(below --max-requests-per-day)"
+            )
+        if self.budget_window not in ("rolling", "utc-day"):
+            raise ConfigError("--budget-window must be 'rolling' or 'utc-day'")

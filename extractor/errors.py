@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, after a graceful stop
 
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:key|token|api_key|apikey)=)[^&#\s'\"]*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -69,6 +70,10 @@ class BudgetExhausted(ExtractorError):
     """The day's request budget is spent: stop, persist, and resume when it frees."""
 
     exit_status = EXIT_BUDGET
+
+    def __init__(self, message: str, *, resume_at: float | None = None) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at  # POSIX seconds when the budget next allows a request
 
 
 class ApiError(ExtractorError):

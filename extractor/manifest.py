@@ -23,6 +23,9 @@ def manifest_dict(result: RunResult, *, site: str, base_url: str) -> dict[str, A
     """A JSON-ready description of ``result``."""
     return {
         "run_id": result.run_id,
+        "job_id": result.job_id,
+        "resumed": result.resumed,
+        "interrupted": result.interrupted,
         "site": site,
         "base_url": base_url,
         "started_at": result.started_at.isoformat(),
@@ -40,7 +43,10 @@ def manifest_dict(result: RunResult, *, site: str, base_url: str) -> dict[str, A
                 "rows": e.rows,
                 "files": e.files,
                 "requests": e.requests,
+                "recovered_from_spool": e.recovered,
+                "remaining_requests": e.remaining,
                 "refetched_pages": e.refetched_pages,
+                "duplicates_removed": e.duplicates_removed,
                 "total_changes": e.total_changes,
                 "problems": e.problems,
                 "unknown_fields": e.unknown_fields,

@@ -1,14 +1,18 @@
-"""The orchestration of one extraction: plan -> walk -> convert -> write -> publish.
+"""The orchestration of one extraction: job -> walk -> spool -> convert -> write -> publish.
 
-Concurrency model: a fixed set of fetcher tasks pulls work from a scheduler; every request
-they send goes through the client's single limiter (3 slots), so 3 requests are in flight
-whenever 3 pages are claimable anywhere. There are more fetchers than slots so that a
-fetcher sleeping on a backoff never leaves a slot idle.
+Concurrency: a fixed set of fetcher tasks pulls work from the entities of the job; every
+request they send goes through the client's single limiter (3 slots, shared across the
+site's processes when a state database is used), so 3 requests are in flight whenever 3
+are claimable anywhere. There are more fetchers than slots so that a fetcher sleeping on
+a backoff never leaves a slot idle.
 
-Each entity has a sink task: fetched page bodies are queued to it, converted in batches on
-a worker thread (CPU work off the event loop), recorded in the entity's PageWalk (which
-decides whether the page's rows count) and written to that entity's new version. When the
-walk is whole, the version is published with one atomic swap.
+Durability: each body is spooled (atomically, on disk) the moment it arrives; each entity
+has a sink task that converts spooled bodies on a worker thread, writes them to the
+entity's new version and, whenever a part file is committed, checkpoints which keys it
+holds and drops their spooled bodies. A run stopped at any instant (budget, Ctrl-C,
+SIGKILL) therefore loses at most the requests on the wire; the next run replays the spool
+and fetches only what is missing. When an entity's walk is whole, its version is
+deduplicated by Id and published with one atomic swap.
 """
 
 from __future__ import annotations
@@ -17,28 +21,43 @@ import asyncio
 import contextlib
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-import pyarrow as pa
+import orjson
+import pyarrow.parquet as pq
 
 from extractor.clock import Clock, SystemClock
 from extractor.config import Settings
-from extractor.core.pages import PageStatus, PageWalk, Receipt, minimum_requests
-from extractor.errors import ExtractorError, SchemaError
+from extractor.core.pages import PageWalk, minimum_requests, pages_needed
+from extractor.core.watermark import Window
+from extractor.errors import BudgetExhausted, ExtractorError, SchemaError
 from extractor.http.client import ApiClient, CountingBudget, RequestBudget, default_ssl_context
 from extractor.http.limiter import Limiter, LocalLimiter
+from extractor.jobs import CheckpointStore, Job, load_or_start_job, mark_done
 from extractor.progress import Progress
-from extractor.records.convert import ConvertedBatch, Converter
+from extractor.records.convert import MalformedPageError
 from extractor.records.schema import EntitySchema, load_schemas
-from extractor.sink.parquet import EntityOutput
+from extractor.sink.dedup import deduplicate_version
+from extractor.sink.parquet import CommittedPart, EntityOutput
+from extractor.sink.spool import Spool
+from extractor.walks import (
+    WORK_FORMAT,
+    Converted,
+    OptionsWork,
+    PagedWork,
+    Work,
+    parts_from_json,
+    parts_to_json,
+)
 
-BATCH_PAGES = 16  # pages converted together: fewer, larger conversions are faster
-QUEUE_PAGES = 24  # fetched pages waiting per entity before fetchers pause (flat memory)
+BATCH_PAGES = 16  # most pages converted together (conversion is faster in batches)
+QUEUE_PAGES = 24  # fetched bodies waiting per entity before fetchers pause (flat memory)
 OPTIONS_ENTITY = "lookup-options"
+MALFORMED_RETRIES = 3  # fetches of one page whose body is not JSON before giving up
 _EMPTY_PAGE = b'{"PageSize":0,"PageNumber":1,"Total":0,"NumberOfPages":0,"Items":[]}'
 
 
@@ -52,19 +71,24 @@ class EntityResult:
     rows: int = 0
     files: list[str] = field(default_factory=list)
     requests: int = 0
+    recovered: int = 0  # bodies replayed from the spool instead of fetched
     refetched_pages: int = 0
+    duplicates_removed: int = 0
     total_changes: int = 0
+    remaining: int | None = None  # requests still needed when the run stopped
     problems: dict[str, int] = field(default_factory=dict)
     unknown_fields: list[str] = field(default_factory=list)
-    status: str = "pending"  # complete, failed, stopped
+    status: str = "pending"  # complete, stopped, failed
     error: str | None = None
 
 
 @dataclass
 class RunResult:
-    """The outcome of :func:`extract`."""
+    """The outcome of :meth:`Extraction.run`."""
 
     run_id: str
+    job_id: str
+    resumed: bool
     started_at: datetime
     finished_at: datetime
     elapsed: float
@@ -72,46 +96,68 @@ class RunResult:
     minimum_requests: int
     entities: dict[str, EntityResult]
     error: ExtractorError | None = None
+    interrupted: bool = False
 
     @property
     def complete(self) -> bool:
-        return self.error is None and all(e.status == "complete" for e in self.entities.values())
+        return (
+            self.error is None
+            and not self.interrupted
+            and all(e.status == "complete" for e in self.entities.values())
+        )
 
 
-@dataclass
-class _Work:
-    """One request to make: a list page or a lookup's options."""
+@dataclass(frozen=True)
+class EntityPlan:
+    """What an entity of the job still needs (``plan``)."""
 
-    entity: str
-    page: int | None = None
-    lookup_id: int | None = None
+    name: str
+    total: int | None  # items (or lookups, for lookup options); None if unknown
+    pages: int | None  # requests a whole walk takes
+    left: int | None  # requests still needed
 
 
-class _EntityRun:
-    """One entity's walk, sink queue and output."""
+def _envelope_total(body: bytes) -> int:
+    """``Total`` of a list page (plan only needs this one number)."""
+    try:
+        doc = orjson.loads(body)
+        total = doc["Total"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SchemaError(f"a first page without a readable Total ({type(exc).__name__})") from None
+    if not isinstance(total, int) or total < 0:
+        raise SchemaError(f"a first page with Total {total!r}")
+    return total
+
+
+class _Entity:
+    """One entity's work, spool, output and sink queue in this run."""
 
     def __init__(
-        self, name: str, schema: EntitySchema, output: EntityOutput, page_size: int
+        self, name: str, work: Work, output: EntityOutput, spool: Spool, version: str
     ) -> None:
         self.name = name
-        self.schema = schema
+        self.work = work
         self.output = output
-        self.walk = PageWalk(page_size)
+        self.spool = spool
+        self.version = version
         # None in the queue means "wake up and look again" (new state, or the run stopped).
         self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_PAGES)
-        self.converter = Converter(schema)
-        self.receipts: list[Receipt] = []
-        self.result = EntityResult(name)
+        self.result = EntityResult(name, rows=output.rows)
         self.unreceived = 0  # claimed requests whose bodies the sink has not taken in yet
         self.failed = False
+        self.finished = False
+        self.malformed: dict[int, int] = {}  # key -> bodies that were not valid JSON
 
     def wake(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its sink anyway
             self.queue.put_nowait(None)
 
+    def done_fetching(self) -> bool:
+        return self.finished or self.failed or (self.unreceived == 0 and self.work.fetched_all())
+
 
 class Extraction:
-    """Runs one extraction with the given settings."""
+    """Runs (or continues) one extraction job with the given settings."""
 
     def __init__(
         self,
@@ -122,6 +168,8 @@ class Extraction:
         progress: Progress | None = None,
         limiter: Limiter | None = None,
         budget: RequestBudget | None = None,
+        store: CheckpointStore | None = None,
+        token_store: Any = None,
         schemas_dir: Path | None = None,
     ) -> None:
         self.settings = settings
@@ -129,17 +177,22 @@ class Extraction:
         self.rng = rng or random.Random()
         self.progress = progress or Progress(log_format="text")
         self.limiter = limiter or LocalLimiter(settings.concurrency)
-        self.counting = CountingBudget()
-        self.budget = budget or self.counting
+        self.counting = CountingBudget(budget)
+        self.store = store
+        self.token_store = token_store
         self._schemas = load_schemas(schemas_dir)
-        self.run_id = f"{self.clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self._entities: dict[str, _EntityRun] = {}
-        self._options: _EntityRun | None = None
-        self._options_pending: list[int] = []
-        self._options_seen: set[int] = set()
-        self._options_known = False  # every lookup Id is known (the lookups walk is done)
+        self.scope = str(settings.out_dir.resolve())
+        self.started_at = self.clock.now()
+        self.run_id = f"{self.started_at:%Y%m%dT%H%M%SZ}-{random.Random().getrandbits(32):08x}"
+        self.job: Job | None = None
+        self.resumed = False
+        self._entities: dict[str, _Entity] = {}
         self._changed = asyncio.Condition()
         self._stop: ExtractorError | None = None
+        self._interrupted = False
+        self.request_seconds: list[float] = []  # plan: observed request durations
+        self.token_requests = 0
+        self.requests_sent = 0
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -149,52 +202,96 @@ class Extraction:
         except KeyError:
             raise SchemaError(f"no schema for {name} in schemas/") from None
 
-    def _prepare(self) -> None:
-        out, size = self.settings.out_dir, self.settings.page_size
-        for name in self.settings.entities:
-            output = EntityOutput(out, name, self.run_id)
-            self._entities[name] = _EntityRun(name, self._schema(name), output, size)
-            self.progress.entity(name)
-        if "lookups" in self._entities:
-            output = EntityOutput(out, OPTIONS_ENTITY, self.run_id)
-            schema = self._schema(OPTIONS_ENTITY)
-            self._options = _EntityRun(OPTIONS_ENTITY, schema, output, size)
-            self.progress.entity(OPTIONS_ENTITY)
+    def _wanted(self) -> list[str]:
+        names = list(self.settings.entities)
+        if "lookups" in names:
+            names.append(OPTIONS_ENTITY)
+        return names
 
-    def _all_runs(self) -> list[_EntityRun]:
-        runs = list(self._entities.values())
-        if self._options is not None:
-            runs.append(self._options)
-        return runs
+    def prepare(self) -> None:
+        """Load or start the job and set up each of its entities (no request is sent)."""
+        if self.job is not None:
+            return
+        self.job, self.resumed = load_or_start_job(
+            self.store,
+            self.scope,
+            self._wanted(),
+            job_id=self.run_id,
+            now=self.started_at,
+            full=self.settings.full,
+        )
+        for name in self._wanted():
+            if not self.job.entities.get(name, False):
+                self._entities[name] = self._entity(name, self.job)
+                self.progress.entity(name)
+        options = self._entities.get(OPTIONS_ENTITY)
+        if (
+            options is not None
+            and isinstance(options.work, OptionsWork)
+            and options.work.ids is None
+            and "lookups" not in self._entities
+        ):
+            # The lookups were published by an earlier run of this job: read their Ids.
+            self._learn_lookup_ids_from(options, self.settings.out_dir / "lookups")
+
+    def _entity(self, name: str, job: Job) -> _Entity:
+        schema = self._schema(name)
+        saved = self.store.load_checkpoint(self.scope, name) if self.store else None
+        work: Work
+        if saved is not None and saved.get("job_id") == job.job_id:
+            if saved.get("format") != WORK_FORMAT:
+                raise SchemaError(f"unknown checkpoint format for {name}; see `status`")
+            version = str(saved["version"])
+            committed = parts_from_json(saved.get("parts", []))
+            if name == OPTIONS_ENTITY:
+                work = OptionsWork.restore(schema, saved)
+            else:
+                work = PagedWork.restore(schema, saved)
+        else:
+            version, committed = self.run_id, []
+            if name == OPTIONS_ENTITY:
+                work = OptionsWork(schema)
+            else:
+                window = Window(None, job.started_at)
+                work = PagedWork(schema, window, PageWalk(self.settings.page_size))
+        output = EntityOutput(self.settings.out_dir, name, version, committed=committed)
+        spool = Spool(self.settings.out_dir, name, version, prefix=work.spool_prefix)
+        entity = _Entity(name, work, output, spool, version)
+        self._save(entity)
+        return entity
+
+    def _save(self, entity: _Entity) -> None:
+        """Checkpoint ``entity``: its version, the durable parts, and its work's state."""
+        if self.store is None or self.job is None:
+            return
+        data: dict[str, Any] = {
+            "format": WORK_FORMAT,
+            "job_id": self.job.job_id,
+            "version": entity.version,
+            "kind": entity.work.kind,
+            "parts": parts_to_json(entity.output.committed),
+        }
+        data.update(entity.work.state())
+        self.store.save_checkpoint(self.scope, entity.name, data)
 
     # -- scheduling -----------------------------------------------------------------------
 
-    def _next_work(self) -> _Work | None:
-        """Claim the next request to make, first pages first (they reveal the totals)."""
-        runs = [r for r in self._entities.values() if not r.failed]
+    def _next_work(self) -> tuple[_Entity, int] | None:
+        """Claim the next request, first pages first (they reveal the totals)."""
+        live = [e for e in self._entities.values() if not (e.failed or e.finished)]
         for first_only in (True, False):
-            for run in runs:
-                if first_only and run.walk.total is not None:
+            for entity in live:
+                work = entity.work
+                if first_only and not (isinstance(work, PagedWork) and work.walk.total is None):
                     continue
-                pages = run.walk.claim(1)
-                if pages:
-                    run.unreceived += 1
-                    return _Work(run.name, page=pages[0])
-        if self._options is not None and self._options_pending:
-            self._options.unreceived += 1
-            return _Work(OPTIONS_ENTITY, lookup_id=self._options_pending.pop(0))
+                key = work.claim()
+                if key is not None:
+                    entity.unreceived += 1
+                    return entity, key
         return None
 
-    def _walk_done(self, run: _EntityRun) -> bool:
-        """Nothing of ``run`` is left to fetch or to take in."""
-        if run.unreceived:
-            return False
-        if run is self._options:
-            return self._options_known and not self._options_pending
-        return run.walk.all_fetched and not run.walk.in_flight
-
     def _fetching_done(self) -> bool:
-        return all(r.failed or self._walk_done(r) for r in self._all_runs())
+        return all(e.done_fetching() for e in self._entities.values())
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -206,209 +303,318 @@ class Extraction:
                 while True:
                     if self._stop is not None or self._fetching_done():
                         return
-                    work = self._next_work()
-                    if work is not None:
+                    claimed = self._next_work()
+                    if claimed is not None:
                         break
                     await self._changed.wait()
+            entity, key = claimed
+            path, params = entity.work.request(key)
             try:
-                await self._do(client, work)
+                body = await client.get(path, params)
             except ExtractorError as exc:
-                self._fail(work.entity, exc)
+                entity.unreceived -= 1
+                entity.work.release(key)
+                self._halt(entity, exc)
+            else:
+                entity.result.requests += 1
+                self.progress.requests = self.counting.sent
+                try:
+                    await asyncio.to_thread(entity.spool.put, key, body)
+                except OSError as exc:
+                    entity.unreceived -= 1
+                    entity.work.release(key)
+                    self._halt(entity, ExtractorError(f"cannot spool {entity.name}: {exc}"))
+                else:
+                    # After a stop the sinks may be gone: the spooled body waits for the
+                    # next run instead.
+                    if self._stop is None:
+                        await entity.queue.put((key, body))
             await self._notify()
 
-    async def _do(self, client: ApiClient, work: _Work) -> None:
-        if work.page is not None:
-            run = self._entities[work.entity]
-            params = {"PageSize": run.walk.page_size, "PageNumber": work.page}
-            body = await client.get(run.schema.path, params)
-            key = work.page
-        else:
-            assert work.lookup_id is not None and self._options is not None
-            run = self._options
-            body = await client.get(f"/api/v2/lookups/{work.lookup_id}/options")
-            key = work.lookup_id
-        run.result.requests += 1
-        self.progress.requests = self.counting.sent
-        await run.queue.put((key, body))
-
-    def _fail(self, entity: str, exc: ExtractorError) -> None:
-        """Stop the whole run: a failure that survived the client's retries is not local."""
+    def _halt(self, entity: _Entity | None, exc: ExtractorError) -> None:
+        """Stop sending. A spent budget is a clean stop; anything else marks a failure."""
         if self._stop is None:
             self._stop = exc
-        run = self._entities.get(entity) or self._options
-        if run is not None and run.name == entity:
-            run.failed = True
-            run.result.error = str(exc)
-        for r in self._all_runs():
-            r.wake()
+        if entity is not None and not isinstance(exc, BudgetExhausted):
+            entity.failed = True
+            entity.result.error = str(exc)
+        for e in self._entities.values():
+            e.wake()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop sending, finish writing what arrived, commit (exit 130)."""
+        self._interrupted = True
+        self._halt(None, ExtractorError("interrupted"))
 
     # -- sinks ----------------------------------------------------------------------------
 
-    async def _sink(self, run: _EntityRun) -> None:
-        """Convert, record and write one entity's pages until its walk is whole."""
+    async def _replay(self, entity: _Entity) -> None:
+        """Convert bodies a previous run spooled but did not make durable."""
+        done: set[int] = set()
+        for part in entity.output.committed:
+            done.update(part.keys)
+        keys = entity.spool.keys()
+        stale = [k for k in keys if k in done]
+        entity.spool.drop(stale)
+        todo = [k for k in keys if k not in done]
+        for start in range(0, len(todo), BATCH_PAGES):
+            chunk = todo[start : start + BATCH_PAGES]
+            bodies = [(k, await asyncio.to_thread(entity.spool.get, k)) for k in chunk]
+            await self._write(entity, bodies)
+            entity.result.recovered += len(bodies)
+
+    async def _sink(self, entity: _Entity) -> None:
+        """Convert, record and write one entity's bodies until its work is whole."""
         try:
-            while self._stop is None and not self._walk_done(run):
-                item = await run.queue.get()
+            while not entity.done_fetching() or not entity.queue.empty():
+                item = await entity.queue.get()
                 if item is None:
+                    if self._stop is not None and entity.queue.empty():
+                        break
                     continue
                 batch = [item]
                 # Adaptive batches: take what has already arrived, never wait for more.
-                # When fetching outpaces conversion the queue fills and batches grow
-                # (fewer, faster conversions); at the API's pace each page is converted
-                # as it lands, so nothing is left to convert when the last one arrives.
-                while len(batch) < BATCH_PAGES and not run.queue.empty():
-                    nxt = run.queue.get_nowait()
+                # When fetching outpaces conversion the queue fills and batches grow;
+                # at the API's pace each page is converted as it lands.
+                while len(batch) < BATCH_PAGES and not entity.queue.empty():
+                    nxt = entity.queue.get_nowait()
                     if nxt is not None:
                         batch.append(nxt)
-                await self._write_pages(run, batch)
+                entity.unreceived -= len(batch)
+                await self._write(entity, batch)
                 await self._notify()
         except ExtractorError as exc:
-            self._fail(run.name, exc)
-        await self._finish(run)
+            self._halt(entity, exc)
+        await self._finish(entity)
 
-    async def _write_pages(self, run: _EntityRun, pages: list[tuple[int, bytes]]) -> None:
-        if run is self._options:
-            await self._write_options(run, pages)
+    async def _write(self, entity: _Entity, bodies: list[tuple[int, bytes]]) -> None:
+        try:
+            converted: Converted = await asyncio.to_thread(entity.work.convert, bodies)
+        except MalformedPageError:
+            if len(bodies) > 1:
+                for body in bodies:  # find the bad one; the others are fine
+                    await self._write(entity, [body])
+                return
+            self._malformed(entity, bodies[0][0])
             return
-        converted = await asyncio.to_thread(run.converter.convert_pages, [b for _, b in pages])
-        keep: list[pa.RecordBatch] = []
-        offset = 0
-        for (page, _body), meta in zip(pages, converted.pages, strict=True):
-            run.unreceived -= 1
-            outcome = run.walk.record(
-                page,
-                total=meta.total,
-                item_count=meta.items,
-                page_size=meta.page_size,
-                number_of_pages=meta.number_of_pages,
-            )
-            if outcome.status is PageStatus.ACCEPTED and outcome.receipt is not None:
-                run.receipts.append(outcome.receipt)
-                keep.append(converted.record_batch.slice(offset, meta.items))
-                run.result.pages += 1
-            else:
-                run.result.refetched_pages += 1
-            run.result.refetched_pages += len(outcome.invalidated)
-            offset += meta.items
+        committed: list[CommittedPart] = []
         rows = 0
-        for chunk in keep:
-            rows += chunk.num_rows
-            await asyncio.to_thread(run.output.write, chunk)
-        self._absorb(run, converted, rows)
-        if run.name == "lookups" and self._options is not None:
-            self._queue_options(keep, done=self._walk_done(run))
+        for key, batch in converted.rows:
+            rows += batch.num_rows
+            committed += await asyncio.to_thread(entity.output.write, batch, [key])
+        entity.spool.drop(converted.dropped)
+        entity.result.refetched_pages += converted.refetch
+        entity.result.pages += len(converted.rows)
+        self._absorb(entity, converted, rows)
+        self._committed(entity, committed)
 
-    def _queue_options(self, batches: list[pa.RecordBatch], *, done: bool) -> None:
-        """Each lookup's options are one more request, known once its lookup row arrives."""
-        assert self._options is not None
-        for batch in batches:
-            for value in batch.column(batch.schema.get_field_index("Id")).to_pylist():
-                if value is not None and value not in self._options_seen:
-                    self._options_seen.add(int(value))
-                    self._options_pending.append(int(value))
-        if done:
-            self._options_known = True
-            self._options.wake()
+    def _malformed(self, entity: _Entity, key: int) -> None:
+        """A body complete by its length but not valid JSON: fetch it again, a few times."""
+        count = entity.malformed[key] = entity.malformed.get(key, 0) + 1
+        if count > MALFORMED_RETRIES:
+            raise SchemaError(
+                f"{entity.name}: the body for {entity.work.spool_prefix}{key} was not valid "
+                f"JSON {count} times"
+            )
+        entity.spool.drop([key])
+        entity.work.release(key)
+        entity.result.refetched_pages += 1
 
-    async def _write_options(self, run: _EntityRun, pages: list[tuple[int, bytes]]) -> None:
-        """Options come as bare arrays, one per lookup: wrap, convert, tag with LookupId."""
-        for lookup_id, body in pages:
-            run.unreceived -= 1
-            converted = await asyncio.to_thread(run.converter.convert_array, body)
-            batch = converted.record_batch
-            ids = pa.array([lookup_id] * batch.num_rows, pa.int64())
-            schema = batch.schema.insert(0, pa.field("LookupId", pa.int64(), nullable=False))
-            tagged = pa.RecordBatch.from_arrays([ids, *batch.columns], schema=schema)
-            await asyncio.to_thread(run.output.write, tagged)
-            run.result.pages += 1
-            self._absorb(run, converted, batch.num_rows)
+    def _committed(self, entity: _Entity, parts: list[CommittedPart]) -> None:
+        """Parts are durable: checkpoint them, then forget their spooled bodies."""
+        if not parts:
+            return
+        for part in parts:
+            entity.work.committed(part)
+        self._save(entity)
+        for part in parts:
+            entity.spool.drop(list(part.keys))
 
-    def _absorb(self, run: _EntityRun, converted: ConvertedBatch, rows: int) -> None:
-        run.result.rows += rows
-        for problem in converted.problems:
-            key = f"{problem.field}: {problem.kind}"
-            run.result.problems[key] = run.result.problems.get(key, 0) + problem.count
-        for name in converted.extra_fields:
-            if name not in run.result.unknown_fields:
-                run.result.unknown_fields.append(name)
-        progress = self.progress.entity(run.name)
-        progress.pages_done = run.result.pages
-        if run is self._options:
-            progress.pages_total = len(self._options_seen) if self._options_known else None
-        else:
-            progress.pages_total = run.walk.page_count
-        progress.rows = run.result.rows
-        progress.problems = sum(run.result.problems.values())
+    def _absorb(self, entity: _Entity, converted: Converted, rows: int) -> None:
+        entity.result.rows += rows
+        for report in converted.reports:
+            for problem in report.problems:
+                key = f"{problem.field}: {problem.kind}"
+                entity.result.problems[key] = entity.result.problems.get(key, 0) + problem.count
+                if (
+                    problem.kind == "unknown_field"
+                    and problem.field not in entity.result.unknown_fields
+                ):
+                    entity.result.unknown_fields.append(problem.field)
+        progress = self.progress.entity(entity.name)
+        progress.pages_done = entity.result.pages
+        progress.pages_total = entity.work.known_total
+        progress.rows = entity.output.rows
+        progress.problems = sum(entity.result.problems.values())
         progress.state = "walking"
         self.progress.requests = self.counting.sent
         self.progress.tick(self.clock.monotonic())
 
-    async def _finish(self, run: _EntityRun) -> None:
-        if self._stop is not None or run.failed:
-            run.output.abort()
-            run.result.status = "failed" if run.failed else "stopped"
-            self.progress.entity(run.name).state = run.result.status
+    async def _finish(self, entity: _Entity) -> None:
+        committed = await asyncio.to_thread(entity.output.flush)
+        self._committed(entity, committed)
+        work = entity.work
+        if isinstance(work, PagedWork):
+            entity.result.total = work.walk.total
+            entity.result.total_changes = work.walk.total_changes
+            entity.result.remaining = work.walk.remaining_requests
+        elif work.ids is not None:
+            entity.result.total = len(work.ids)
+            entity.result.remaining = len([i for i in work.ids if i not in work.done])
+        if entity.failed or not (work.fetched_all() and entity.unreceived == 0):
+            entity.result.status = "failed" if entity.failed else "stopped"
+            self.progress.entity(entity.name).state = entity.result.status
             return
-        if run.output.rows == 0:
-            # An empty entity still gets a file: readers find the columns, and 0 rows.
-            empty = await asyncio.to_thread(run.converter.convert_pages, [_EMPTY_PAGE])
-            await asyncio.to_thread(run.output.write_empty, empty.record_batch.schema)
-        files = await asyncio.to_thread(run.output.finish)
-        run.walk.mark_durable(run.receipts)
-        await asyncio.to_thread(run.output.publish)
-        run.result.files = [str(p.relative_to(self.settings.out_dir)) for p in files]
-        run.result.total = run.walk.total if run is not self._options else run.result.rows
-        run.result.total_changes = run.walk.total_changes
-        run.result.status = "complete"
-        self.progress.entity(run.name).state = "done"
+        if entity.output.rows == 0:
+            # An empty entity still gets a file: readers find its columns, and 0 rows.
+            empty = await asyncio.to_thread(work.converter.convert_pages, [_EMPTY_PAGE])
+            await asyncio.to_thread(entity.output.write_empty, empty.record_batch.schema)
+            self._committed(entity, await asyncio.to_thread(entity.output.flush))
+        entity.result.duplicates_removed = await asyncio.to_thread(
+            deduplicate_version, entity.output.staging
+        )
+        if entity.name == "lookups":
+            self._learn_lookup_ids(entity)
+        await asyncio.to_thread(entity.output.publish)
+        entity.finished = True
+        assert self.job is not None
+        mark_done(self.store, self.scope, self.job, entity.name)
+        if self.store is not None:
+            self.store.delete_checkpoint(self.scope, entity.name)
+        entity.spool.remove()
+        entity.result.files = [
+            str(p.relative_to(self.settings.out_dir)) for p in entity.output.files
+        ]
+        entity.result.rows = entity.output.rows - entity.result.duplicates_removed
+        entity.result.remaining = 0
+        entity.result.status = "complete"
+        self.progress.entity(entity.name).state = "done"
         self.progress.event(
-            self.clock.monotonic(), "entity-done", entity=run.name, rows=run.result.rows,
-            pages=run.result.pages,
+            self.clock.monotonic(), "entity-done", entity=entity.name,
+            rows=entity.result.rows, pages=entity.result.pages,
         )  # fmt: skip
+        await self._notify()
+
+    def _learn_lookup_ids(self, lookups: _Entity) -> None:
+        """Each lookup's options are one request: the Ids come from the lookups' rows."""
+        options = self._entities.get(OPTIONS_ENTITY)
+        if options is not None:
+            self._learn_lookup_ids_from(options, lookups.output.staging)
+
+    def _learn_lookup_ids_from(self, options: _Entity, directory: Path) -> None:
+        assert isinstance(options.work, OptionsWork)
+        ids: list[int] = []
+        for path in sorted(directory.glob("*.parquet")):
+            column = pq.read_table(path, columns=["Id"]).column("Id")
+            ids += [int(v) for v in column.to_pylist() if v is not None]
+        options.work.set_ids(ids)
+        self._save(options)
+        options.wake()
 
     # -- the run --------------------------------------------------------------------------
 
+    def _session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self.settings.concurrency, ssl=default_ssl_context())
+        return aiohttp.ClientSession(connector=connector)
+
+    def _client(self, session: aiohttp.ClientSession) -> ApiClient:
+        return ApiClient(
+            session,
+            self.settings.base_url,
+            self.settings.api_key,
+            site=self.settings.site,
+            limiter=self.limiter,
+            budget=self.counting,
+            clock=self.clock,
+            rng=self.rng,
+            timeout=self.settings.request_timeout,
+            token_store=self.token_store,
+            daily_limit=self.settings.max_requests_per_day,
+        )
+
+    async def probe(self) -> dict[str, EntityPlan]:
+        """What is left of the job, per entity, at the cost of at most one request each.
+
+        An entity whose Total is unknown gets its first page fetched and spooled: the next
+        run replays it instead of fetching it again. Lookup options need no request: their
+        count is the lookups' Total.
+        """
+        self.prepare()
+        plans: dict[str, EntityPlan] = {}
+        async with self._session() as session:
+            client = self._client(session)
+            for entity in self._entities.values():
+                work = entity.work
+                if not isinstance(work, PagedWork):
+                    continue
+                spooled = set(entity.spool.keys())
+                total = work.walk.total
+                if total is None and 1 in spooled:
+                    total = _envelope_total(entity.spool.get(1))
+                elif total is None:
+                    path, params = work.request(1)
+                    started = time.monotonic()
+                    body = await client.get(path, params)
+                    self.request_seconds.append(time.monotonic() - started)
+                    entity.spool.put(1, body)
+                    spooled.add(1)
+                    total = _envelope_total(body)
+                pages = pages_needed(total, work.walk.page_size)
+                done = set(work.walk.done_pages) | spooled
+                left = max(0, pages - len([p for p in done if p <= pages]))
+                plans[entity.name] = EntityPlan(entity.name, total, pages, left)
+            options = self._entities.get(OPTIONS_ENTITY)
+            if options is not None and isinstance(options.work, OptionsWork):
+                ids = options.work.ids
+                lookups = plans.get("lookups")
+                count = len(ids) if ids is not None else (lookups.total if lookups else None)
+                left_options: int | None = count
+                if ids is not None:
+                    left_options = len([i for i in ids if i not in options.work.done])
+                plans[OPTIONS_ENTITY] = EntityPlan(OPTIONS_ENTITY, count, count, left_options)
+            self.token_requests = client.auth.fetches
+        self.requests_sent = self.counting.sent
+        return plans
+
     async def run(self) -> RunResult:
-        """Extract every configured entity; never raises for API or data trouble (the
-        result carries the error), only for bugs."""
-        started_at = self.clock.now()
+        """Run the job's pending entities; API and data trouble ends up in the result
+        (``error``), never as an exception: only bugs raise."""
         started = time.monotonic()
         self.progress.started = self.clock.monotonic()
-        self._prepare()
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency, ssl=default_ssl_context())
-        async with aiohttp.ClientSession(connector=connector) as session:
-            client = ApiClient(
-                session,
-                self.settings.base_url,
-                self.settings.api_key,
-                site=self.settings.site,
-                limiter=self.limiter,
-                budget=self.budget,
-                clock=self.clock,
-                rng=self.rng,
-                timeout=self.settings.request_timeout,
-            )
+        self.prepare()
+        async with self._session() as session:
+            client = self._client(session)
             try:
+                for entity in self._entities.values():
+                    await self._replay(entity)
                 async with asyncio.TaskGroup() as group:
-                    for run in self._all_runs():
-                        group.create_task(self._sink(run))
+                    for entity in self._entities.values():
+                        group.create_task(self._sink(entity))
                     # More fetchers than slots: one sleeping on a backoff leaves its slot.
                     for _ in range(self.settings.concurrency * 2):
                         group.create_task(self._fetcher(client))
             except BaseExceptionGroup as group_error:
                 raise group_error.exceptions[0] from None
-        results = {r.name: r.result for r in self._all_runs()}
-        totals = {n: r.total or 0 for n, r in results.items() if n != OPTIONS_ENTITY}
+        results = {e.name: e.result for e in self._entities.values()}
+        totals = {
+            n: r.total or 0
+            for n, r in results.items()
+            if n != OPTIONS_ENTITY and r.status == "complete"
+        }
         minimum = client.auth.fetches + minimum_requests(totals, self.settings.page_size)
-        if self._options is not None:
-            minimum += len(self._options_seen)
+        options = results.get(OPTIONS_ENTITY)
+        if options is not None and options.status == "complete":
+            minimum += options.total or 0
         return RunResult(
             run_id=self.run_id,
-            started_at=started_at,
+            job_id=self.job.job_id if self.job else self.run_id,
+            resumed=self.resumed,
+            started_at=self.started_at,
             finished_at=self.clock.now(),
             elapsed=time.monotonic() - started,
             requests=self.counting.sent,
             minimum_requests=minimum,
             entities=results,
-            error=self._stop,
+            error=None if self._interrupted else self._stop,
+            interrupted=self._interrupted,
         )

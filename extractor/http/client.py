@@ -51,20 +51,26 @@ class RequestBudget(Protocol):
 
 @dataclass
 class CountingBudget:
-    """A budget that only counts: the run's own tally of requests sent."""
+    """The run's own tally of requests sent, in front of the budget that decides (if any:
+    without one, every request is allowed)."""
 
+    inner: RequestBudget | None = None
     sent: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
 
     async def charge(self, what: str) -> None:
+        if self.inner is not None:
+            await self.inner.charge(what)
         self.sent += 1
 
     def used(self) -> int:
-        return self.sent
+        return self.inner.used() if self.inner is not None else self.sent
 
     def observe(self, what: str, status: int | None) -> None:
         key = str(status) if status is not None else "error"
         self.by_status[key] = self.by_status.get(key, 0) + 1
+        if self.inner is not None:
+            self.inner.observe(what, status)
 
 
 def default_ssl_context() -> ssl.SSLContext:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -100,8 +102,22 @@ class PartWriter:
             self._tmp.unlink()
 
 
+@dataclass(frozen=True)
+class CommittedPart:
+    """A part file that is durable, and the keys (pages) whose rows it holds."""
+
+    name: str
+    keys: tuple[int, ...]
+    rows: int
+
+
 class EntityOutput:
-    """One entity's output of one run: rolling part files in a version dir, then a swap."""
+    """One entity's output version: rolling part files in a staging dir, then a swap.
+
+    A version can span several processes (a dump resumed after a crash or on another
+    day): ``committed`` names the parts earlier runs made durable; anything else found in
+    the staging dir is debris from a crash and is deleted.
+    """
 
     def __init__(
         self,
@@ -109,6 +125,7 @@ class EntityOutput:
         entity: str,
         version: str,
         *,
+        committed: Sequence[CommittedPart] = (),
         row_group_rows: int = ROW_GROUP_ROWS,
         rows_per_file: int = ROWS_PER_FILE,
     ) -> None:
@@ -116,61 +133,85 @@ class EntityOutput:
         self.entity = entity
         self.version = version
         self.staging = out_dir / VERSIONS_DIR / entity / version
-        self.files: list[Path] = []
-        self.rows = 0
+        self.committed: list[CommittedPart] = list(committed)
+        self.rows = sum(p.rows for p in self.committed)
         self._row_group_rows = row_group_rows
         self._rows_per_file = rows_per_file
         self._part: PartWriter | None = None
+        self._part_keys: list[int] = []
         try:
             self.staging.mkdir(parents=True, exist_ok=True)
+            keep = {p.name for p in self.committed}
+            for path in self.staging.iterdir():
+                if path.name not in keep:
+                    path.unlink()
         except OSError as exc:
-            raise SinkError(f"cannot create {self.staging}: {exc.strerror}") from exc
+            raise SinkError(f"cannot prepare {self.staging}: {exc.strerror}") from exc
+        self._next_index = 1 + max(
+            (int(p.name.split("-")[1].split(".")[0]) for p in self.committed), default=-1
+        )
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.staging / p.name for p in self.committed]
 
     def _next_path(self) -> Path:
-        return self.staging / f"part-{len(self.files):05d}.parquet"
+        path = self.staging / f"part-{self._next_index:05d}.parquet"
+        self._next_index += 1
+        return path
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        """Append ``batch`` to the current part, rolling to a new part when needed."""
+    def write(self, batch: pa.RecordBatch, keys: Sequence[int]) -> list[CommittedPart]:
+        """Append ``batch`` (the rows of ``keys``) to the open part, rolling to a new part
+        when the schema changes or the part is full; returns the parts this committed."""
+        done: list[CommittedPart] = []
         try:
             if self._part is not None and (
                 not batch.schema.equals(self._part.schema) or self._part.rows >= self._rows_per_file
             ):
-                self._close_part()
+                done.append(self._close_part())
             if self._part is None:
                 self._part = PartWriter(
                     self._next_path(), batch.schema, row_group_rows=self._row_group_rows
                 )
             self._part.write(batch)
+            self._part_keys.extend(keys)
             self.rows += batch.num_rows
         except OSError as exc:
             self.abort()
             raise SinkError(f"writing {self.entity} failed: {exc.strerror or exc}") from exc
+        return done
+
+    def _close_part(self) -> CommittedPart:
+        assert self._part is not None
+        part, self._part = self._part, None
+        keys, self._part_keys = tuple(self._part_keys), []
+        path = part.close()
+        committed = CommittedPart(path.name, keys, part.rows)
+        self.committed.append(committed)
+        return committed
 
     def write_empty(self, schema: pa.Schema) -> None:
         """Make sure the version has a file: an empty entity still shows its columns."""
-        if self._part is None and not self.files:
+        if self._part is None and not self.committed:
             self._part = PartWriter(self._next_path(), schema, row_group_rows=self._row_group_rows)
 
-    def _close_part(self) -> None:
-        if self._part is not None:
-            part, self._part = self._part, None
-            self.files.append(part.close())
-
-    def finish(self) -> list[Path]:
-        """Close the open part; the version is complete but not yet visible."""
+    def flush(self) -> list[CommittedPart]:
+        """Commit the open part, if any (at the end, or when a run stops early)."""
+        if self._part is None:
+            return []
         try:
-            self._close_part()
+            return [self._close_part()]
         except OSError as exc:
             self.abort()
             raise SinkError(f"writing {self.entity} failed: {exc.strerror or exc}") from exc
-        return list(self.files)
 
     def abort(self) -> None:
         """Drop the open part; an unpublished version with nothing in it goes too."""
         if self._part is not None:
             self._part.abort()
             self._part = None
-        if not self.files:
+            self._part_keys = []
+        if not self.committed:
             with contextlib.suppress(OSError):
                 self.staging.rmdir()
                 self.staging.parent.rmdir()

@@ -46,7 +46,9 @@ async def extract(
     """One extraction against ``running`` with injected time (backoffs do not sleep)."""
     extraction = Extraction(
         settings_for(running, out, **overrides),
-        clock=clock or ManualClock(),
+        # The extractor's time matches the API's: its frozen upper bound (ModifyToDate)
+        # must not fall before the data's modify dates.
+        clock=clock or ManualClock(running.sim.clock.now()),
         rng=random.Random(seed),
         progress=progress or Progress(log_format="text", interval=1e9),
     )

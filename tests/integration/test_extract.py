@@ -97,8 +97,8 @@ async def test_faults_do_not_change_the_output(tmp_path: Path) -> None:
         p_truncate=0.02,
         fault_seed=11,
     )
-    clock = ManualClock()
     async with serve(faulty) as running:
+        clock = ManualClock(running.sim.clock.now())
         result = await extract(running, out, clock=clock, seed=3)
         assert result.complete, result.error
         for entity in DEFAULT_ENTITIES:
