@@ -27,6 +27,8 @@ class _Command(Protocol):
 # name -> (module, one-line help). Modules are imported only when needed.
 COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extractor.commands.extract", "extract entities from 12Twenty into Parquet"),
+    "plan": ("extractor.commands.plan", "size the job: requests left, days of budget, ETA"),
+    "status": ("extractor.commands.status", "budget, token, checkpoints and runs (no request)"),
     "simulate": ("extractor.simulator.cli", "serve an offline 12Twenty API for tests and demos"),
 }
 
@@ -35,7 +37,10 @@ def _load(name: str) -> _Command:
     return cast(_Command, importlib.import_module(COMMANDS[name][0]))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of command ``only`` (None: of no command, enough for
+    ``twelvetwenty --help``). Importing only that command's module keeps start-up fast and
+    keeps one command's imports from breaking another."""
     parser = argparse.ArgumentParser(
         prog="twelvetwenty",
         description="Extract a school's 12Twenty data into Parquet, within the API's limits.",
@@ -50,13 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="print a traceback on errors",
         )
-        _load(name).add_arguments(cmd_parser)
+        if only == name:
+            _load(name).add_arguments(cmd_parser)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(args_list))
+    args = parser.parse_args(args_list)
     debug = bool(getattr(args, "debug", False))
     try:
         return _load(args.command).run(args)
