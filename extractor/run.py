@@ -42,7 +42,7 @@ from extractor.progress import Progress
 from extractor.records.convert import MalformedPageError
 from extractor.records.schema import EntitySchema, load_schemas
 from extractor.sink.dedup import deduplicate_version
-from extractor.sink.parquet import CommittedPart, EntityOutput
+from extractor.sink.parquet import CommittedPart, EntityOutput, SinkError
 from extractor.sink.spool import Spool
 from extractor.walks import (
     WORK_FORMAT,
@@ -308,28 +308,31 @@ class Extraction:
                         break
                     await self._changed.wait()
             entity, key = claimed
-            path, params = entity.work.request(key)
-            try:
-                body = await client.get(path, params)
-            except ExtractorError as exc:
-                entity.unreceived -= 1
-                entity.work.release(key)
-                self._halt(entity, exc)
-            else:
-                entity.result.requests += 1
-                self.progress.requests = self.counting.sent
-                try:
-                    await asyncio.to_thread(entity.spool.put, key, body)
-                except OSError as exc:
-                    entity.unreceived -= 1
-                    entity.work.release(key)
-                    self._halt(entity, ExtractorError(f"cannot spool {entity.name}: {exc}"))
-                else:
-                    # After a stop the sinks may be gone: the spooled body waits for the
-                    # next run instead.
-                    if self._stop is None:
-                        await entity.queue.put((key, body))
+            await self._fetch_one(client, entity, key)
             await self._notify()
+
+    async def _fetch_one(self, client: ApiClient, entity: _Entity, key: int) -> None:
+        """Fetch one body, spool it, hand it to the sink (or, after a stop, to the next run)."""
+        path, params = entity.work.request(key)
+        try:
+            body = await client.get(path, params)
+            entity.result.requests += 1
+            self.progress.requests = self.counting.sent
+            try:
+                await asyncio.to_thread(entity.spool.put, key, body)
+            except OSError as exc:
+                raise SinkError(f"cannot spool a page of {entity.name}: {exc}") from exc
+        except ExtractorError as exc:
+            entity.unreceived -= 1
+            entity.work.release(key)
+            self._halt(entity, exc)
+            return
+        if self._stop is None:
+            await entity.queue.put((key, body))
+        else:
+            # After a stop the sink may be gone: the spooled body waits for the next run.
+            entity.unreceived -= 1
+            entity.wake()
 
     def _halt(self, entity: _Entity | None, exc: ExtractorError) -> None:
         """Stop sending. A spent budget is a clean stop; anything else marks a failure."""
@@ -366,11 +369,12 @@ class Extraction:
     async def _sink(self, entity: _Entity) -> None:
         """Convert, record and write one entity's bodies until its work is whole."""
         try:
-            while not entity.done_fetching() or not entity.queue.empty():
+            while True:
+                # None items are wake-ups: whatever consumed one, the state is re-checked here.
+                if entity.queue.empty() and (self._stop is not None or entity.done_fetching()):
+                    break
                 item = await entity.queue.get()
                 if item is None:
-                    if self._stop is not None and entity.queue.empty():
-                        break
                     continue
                 batch = [item]
                 # Adaptive batches: take what has already arrived, never wait for more.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -11,6 +12,7 @@ from typing import TextIO
 import pyarrow as pa
 
 from extractor.config import (
+    DEFAULT_DAILY_LIMIT,
     DEFAULT_ENTITIES,
     KEY_ENV,
     MAX_CONCURRENCY,
@@ -20,10 +22,19 @@ from extractor.config import (
     read_api_key,
     resolve_base_url,
 )
-from extractor.errors import EXIT_FAILURE, EXIT_OK, ConfigError, ExtractorError
+from extractor.durable import durable_extraction
+from extractor.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BudgetExhausted,
+    ConfigError,
+    ExtractorError,
+    redact,
+)
 from extractor.manifest import manifest_dict, write_manifest
 from extractor.progress import Progress
-from extractor.run import Extraction, RunResult
+from extractor.run import RunResult
 
 
 def add_site_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +55,36 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_state_arguments(parser: argparse.ArgumentParser) -> None:
+    """The state database and the daily budget: shared by extract, plan and status."""
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="PATH",
+        help="state database (default $XDG_STATE_HOME/twelvetwenty/SITE.sqlite3)",
+    )
+    parser.add_argument(
+        "--max-requests-per-day",
+        type=int,
+        default=DEFAULT_DAILY_LIMIT,
+        metavar="N",
+        help=f"the school's daily request limit (default {DEFAULT_DAILY_LIMIT})",
+    )
+    parser.add_argument(
+        "--reserve",
+        type=int,
+        default=0,
+        metavar="N",
+        help="requests per day left for the school's other integrations (default 0)",
+    )
+    parser.add_argument(
+        "--budget-window",
+        choices=("rolling", "utc-day"),
+        default="rolling",
+        help="count the limit over any 24 hours (rolling, safe) or per UTC day",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_site_arguments(parser)
     parser.add_argument(
@@ -54,9 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help=f"comma-separated entities (default: all: {','.join(DEFAULT_ENTITIES)})",
     )
-    parser.add_argument(
-        "--state", type=Path, metavar="PATH", help="state database (used by resumable runs)"
-    )
+    add_state_arguments(parser)
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -72,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"items per page, 1 to {MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE}: fewest requests)",
     )
     parser.add_argument("--full", action="store_true", help="walk every row (a full dump)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when the budget is spent, sleep until it frees and carry on (default: stop, exit 3)",
+    )
     parser.add_argument(
         "--log-format",
         choices=("auto", "text", "json"),
@@ -90,7 +134,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         entities=parse_entities(args.entities),
         concurrency=args.concurrency,
         page_size=args.page_size,
-        full=args.full,
+        full=getattr(args, "full", False),
+        state_path=args.state,
+        max_requests_per_day=args.max_requests_per_day,
+        reserve=args.reserve,
+        budget_window=args.budget_window,
+        wait=getattr(args, "wait", False),
     )
 
 
@@ -105,9 +154,12 @@ def print_summary(result: RunResult, stream: TextIO) -> None:
         )
     total_problems = sum(sum(e.problems.values()) for e in result.entities.values())
     lines.append("")
+    recovered = sum(e.recovered for e in result.entities.values())
     lines.append(
         f"requests used {result.requests} (minimum possible {result.minimum_requests}), "
         f"elapsed {result.elapsed:.1f}s, data problems {total_problems}"
+        + (f", resumed job {result.job_id}" if result.resumed else "")
+        + (f", {recovered} bodies replayed from the spool" if recovered else "")
     )
     for name, e in result.entities.items():
         for what, count in e.problems.items():
@@ -115,6 +167,60 @@ def print_summary(result: RunResult, stream: TextIO) -> None:
         if e.unknown_fields:
             lines.append(f"  {name}: fields not in schemas/ (kept): {', '.join(e.unknown_fields)}")
     stream.write("\n".join(lines) + "\n")
+
+
+def _stop_note(result: RunResult) -> str | None:
+    """What a user needs after a run that did not finish: what is left, when to rerun."""
+    left = [
+        f"{name} {e.remaining if e.remaining is not None else '?'}"
+        for name, e in result.entities.items()
+        if e.status != "complete"
+    ]
+    if not left:
+        return None
+    lines = [f"left for the next run (requests): {', '.join(left)}"]
+    error = result.error
+    if isinstance(error, BudgetExhausted):
+        lines.insert(0, f"stopped: {error}")
+        lines.append("rerun the same command then to resume (or add --wait to sleep until then)")
+    elif result.interrupted:
+        lines.insert(0, "stopped: interrupted; everything fetched is kept")
+        lines.append("rerun the same command to resume")
+    return "\n".join(lines)
+
+
+async def _extract(settings: Settings, progress: Progress, command: str) -> RunResult:
+    with durable_extraction(settings, progress=progress) as (extraction, store):
+        loop = asyncio.get_running_loop()
+
+        # First Ctrl-C: stop sending, finish writing, commit. A second one is the usual
+        # KeyboardInterrupt (the handler is removed once it fired).
+        def on_sigint() -> None:
+            loop.remove_signal_handler(signal.SIGINT)
+            extraction.interrupt()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        loop.add_signal_handler(signal.SIGTERM, extraction.interrupt)
+        extraction.prepare()
+        store.start_run(extraction.run_id, extraction.started_at, command, extraction.scope)
+        try:
+            result = await extraction.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+        status = (
+            "complete" if result.complete
+            else "interrupted" if result.interrupted
+            else "budget" if isinstance(result.error, BudgetExhausted)
+            else "failed"
+        )  # fmt: skip
+        summary = {
+            "requests": result.requests,
+            "entities": {n: e.status for n, e in result.entities.items()},
+            "error": redact(str(result.error)) if result.error else None,
+        }
+        store.finish_run(result.run_id, result.finished_at, status, summary)
+        return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,11 +233,16 @@ def run(args: argparse.Namespace) -> int:
     # it peaked ~100 MB higher than the system allocator (benchmarks/bench_memory.py).
     pa.set_memory_pool(pa.system_memory_pool())
     progress = Progress(log_format=args.log_format)
-    result = asyncio.run(Extraction(settings, progress=progress).run())
+    result = asyncio.run(_extract(settings, progress, "extract"))
     doc = manifest_dict(result, site=settings.site, base_url=settings.base_url)
     path = write_manifest(settings.out_dir, doc)
     print_summary(result, sys.stdout)
     print(f"manifest: {path}")
+    note = _stop_note(result)
+    if note:
+        print(note, file=sys.stderr)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     if result.error is not None:
         raise result.error
     return EXIT_OK if result.complete else EXIT_FAILURE

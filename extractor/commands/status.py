@@ -1,0 +1,132 @@
+"""``twelvetwenty status``: what the state database knows, without a single request.
+
+The budget used in the window and when units free, the cached token's age, the
+unfinished job and each entity's checkpoint, and the last runs and how they ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from extractor.config import DEFAULT_DAILY_LIMIT
+from extractor.core.budget import DAY, BudgetPolicy, available, next_free_at, used
+from extractor.core.pages import from_ranges
+from extractor.durable import budget_policy, state_path
+from extractor.errors import EXIT_OK, ConfigError
+from extractor.http.auth import TOKEN_LIFETIME
+from extractor.jobs import JOB_KEY
+from extractor.state.ledger import format_when
+from extractor.state.store import StateStore
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", required=True, help="the school's 12Twenty subdomain")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="PATH",
+        help="state database (default $XDG_STATE_HOME/twelvetwenty/SITE.sqlite3)",
+    )
+    parser.add_argument(
+        "--max-requests-per-day", type=int, default=DEFAULT_DAILY_LIMIT, metavar="N",
+        help=f"the school's daily request limit (default {DEFAULT_DAILY_LIMIT})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reserve", type=int, default=0, metavar="N",
+        help="requests per day left for the school's other integrations (default 0)",
+    )  # fmt: skip
+    parser.add_argument("--budget-window", choices=("rolling", "utc-day"), default="rolling")
+
+
+def _ago(delta_seconds: float) -> str:
+    seconds = int(abs(delta_seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min"
+
+
+def _checkpoint_line(entity: str, data: dict[str, Any]) -> str:
+    parts = data.get("parts") or []
+    rows = sum(int(p.get("rows", 0)) for p in parts)
+    version = data.get("version", "?")
+    if data.get("kind") == "options":
+        ids = data.get("ids")
+        done = len(from_ranges(data.get("done") or []))
+        progress = f"options {done}/{len(ids) if ids is not None else '?'} lookups"
+    else:
+        walk = data.get("walk") or {}
+        total = walk.get("total")
+        size = int(walk.get("page_size") or 500)
+        pages = -(-total // size) if isinstance(total, int) else None
+        done = len(from_ranges(walk.get("done") or []))
+        progress = f"pages {done}/{pages if pages is not None else '?'} durable"
+        if total is not None:
+            progress += f" (Total {total})"
+    return f"  {entity:<16} {progress}, {rows} rows in {len(parts)} part(s), version {version}"
+
+
+def print_status(store: StateStore, policy: BudgetPolicy, path: Path, stream: TextIO) -> None:
+    now = datetime.now(UTC)
+    ts = now.timestamp()
+    ledger = store.ledger_times(ts, policy)
+    window = "the last 24 hours" if policy.window.value == "rolling" else "this UTC day"
+    lines = [f"state: {path}", ""]
+    left = available(ledger, ts, policy)
+    line = f"budget: {used(ledger, ts, policy)} requests used in {window}; {left} of {policy.capacity} left"
+    if policy.reserve:
+        line += f" ({policy.reserve} reserved for other integrations)"
+    lines.append(line)
+    if left == 0:
+        lines.append(f"  the next unit frees at {format_when(next_free_at(ledger, ts, policy))}")
+    elif ledger and policy.window.value == "rolling":
+        lines.append(f"  the oldest counted request frees at {format_when(min(ledger) + DAY)}")
+    token = store.load_token()
+    if token is None:
+        lines.append("token: none cached (the next run fetches one: 1 request)")
+    else:
+        issued = token[1]
+        age = (now - issued).total_seconds()
+        remaining = (issued + TOKEN_LIFETIME - now).total_seconds()
+        state = f"valid for {_ago(remaining)} more" if remaining > 0 else "expired"
+        lines.append(f"token: issued {_ago(age)} ago ({state})")
+    checkpoints = store.list_checkpoints()
+    jobs = [c for c in checkpoints if c.entity == JOB_KEY]
+    lines.append("")
+    if not checkpoints:
+        lines.append("checkpoints: none (no unfinished work)")
+    for job in jobs:
+        entities = job.data.get("entities", {})
+        pending = [n for n, done in entities.items() if not done]
+        done = [n for n, d in entities.items() if d]
+        lines.append(
+            f"job {job.data.get('job_id')} for {job.scope}: "
+            + (f"pending {', '.join(pending)}" if pending else "finished")
+            + (f"; done {', '.join(done)}" if done else "")
+        )
+        for c in checkpoints:
+            if c.scope == job.scope and c.entity != JOB_KEY:
+                lines.append(_checkpoint_line(c.entity, c.data))
+    runs = store.recent_runs(5)
+    lines.append("")
+    lines.append("last runs:" if runs else "last runs: none")
+    for r in runs:
+        finished = f"{r.finished_at:%Y-%m-%d %H:%M}" if r.finished_at else "-"
+        requests = r.summary.get("requests", "?") if r.summary else "?"
+        lines.append(
+            f"  {r.run_id}  {r.command:<8} {r.started_at:%Y-%m-%d %H:%M} -> {finished}  "
+            f"{r.status:<11} requests {requests}"
+        )
+    stream.write("\n".join(lines) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = budget_policy(args.max_requests_per_day, args.reserve, args.budget_window)
+    path = state_path(args.site, args.state)
+    if not path.exists():
+        raise ConfigError(f"no state for site {args.site!r} at {path}: nothing has run yet")
+    with StateStore.open(path) as store:
+        print_status(store, policy, path, sys.stdout)
+    return EXIT_OK
