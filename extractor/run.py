@@ -314,14 +314,17 @@ class Extraction:
     async def _fetch_one(self, client: ApiClient, entity: _Entity, key: int) -> None:
         """Fetch one body, spool it, hand it to the sink (or, after a stop, to the next run)."""
         path, params = entity.work.request(key)
-        try:
-            body = await client.get(path, params)
-            entity.result.requests += 1
-            self.progress.requests = self.counting.sent
+
+        def keep(body: bytes) -> None:
             try:
-                await asyncio.to_thread(entity.spool.put, key, body)
+                entity.spool.put(key, body)
             except OSError as exc:
                 raise SinkError(f"cannot spool a page of {entity.name}: {exc}") from exc
+
+        try:
+            body = await client.get(path, params, keep=keep)
+            entity.result.requests += 1
+            self.progress.requests = self.counting.sent
         except ExtractorError as exc:
             entity.unreceived -= 1
             entity.work.release(key)

@@ -24,6 +24,7 @@ from extractor.config import (
 )
 from extractor.durable import durable_extraction
 from extractor.errors import (
+    EXIT_BUDGET,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -155,8 +156,13 @@ def print_summary(result: RunResult, stream: TextIO) -> None:
     total_problems = sum(sum(e.problems.values()) for e in result.entities.values())
     lines.append("")
     recovered = sum(e.recovered for e in result.entities.values())
+    minimum = (
+        f" (minimum possible {result.minimum_requests})"
+        if result.complete and not result.resumed
+        else ""
+    )
     lines.append(
-        f"requests used {result.requests} (minimum possible {result.minimum_requests}), "
+        f"requests used {result.requests}{minimum}, "
         f"elapsed {result.elapsed:.1f}s, data problems {total_problems}"
         + (f", resumed job {result.job_id}" if result.resumed else "")
         + (f", {recovered} bodies replayed from the spool" if recovered else "")
@@ -243,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     if result.interrupted:
         return EXIT_INTERRUPTED
+    if isinstance(result.error, BudgetExhausted):
+        return EXIT_BUDGET  # the note above said why, what is left and when to rerun
     if result.error is not None:
         raise result.error
     return EXIT_OK if result.complete else EXIT_FAILURE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlencode
@@ -122,12 +122,19 @@ class ApiClient:
         return redact(text, self._key.reveal())
 
     async def _exchange(
-        self, what: str, url: str, headers: Mapping[str, str] | None
+        self,
+        what: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        keep: Callable[[bytes], None] | None = None,
     ) -> tuple[Outcome, bytes, int]:
         """One request on the wire: budget first, then a slot, then send and read.
 
-        Returns the outcome, the body, and how many of our other requests were in flight
-        when the answer came (what tells a burst 429 from a spent day).
+        ``keep`` receives a 200 body while the slot is still held, so that a request is
+        "in flight" until its body is durable: a process killed at any instant loses at
+        most the requests holding slots. Returns the outcome, the body, and how many of
+        our other requests were in flight when the answer came (what tells a burst 429
+        from a spent day).
         """
         await self._budget.charge(what)
         status: int | None = None
@@ -142,6 +149,8 @@ class ApiClient:
                 status = resp.status
                 others = self._limiter.in_flight - 1
                 body = await resp.read()
+                if keep is not None and status == 200:
+                    keep(body)
                 return (
                     Outcome(status=status, retry_after=resp.headers.get("Retry-After")),
                     body,
@@ -169,7 +178,14 @@ class ApiClient:
             idle_429s=self._idle_429s,
         )
 
-    async def _with_retries(self, what: str, url: str, *, authenticated: bool) -> bytes:
+    async def _with_retries(
+        self,
+        what: str,
+        url: str,
+        *,
+        authenticated: bool,
+        keep: Callable[[bytes], None] | None = None,
+    ) -> bytes:
         """Send until a 200; the decisions are :func:`extractor.core.backoff.decide`'s."""
         attempt = 0
         reauthed = not authenticated  # a 401 on the token request means a wrong key
@@ -180,7 +196,7 @@ class ApiClient:
             if authenticated:
                 token = await self.auth.token()
                 headers = {"Authorization": f"Bearer {token.reveal()}"}
-            outcome, body, others = await self._exchange(what, url, headers)
+            outcome, body, others = await self._exchange(what, url, headers, keep)
             if outcome.failure is None and outcome.status == 200:
                 self._idle_429s = 0
                 return body
@@ -227,12 +243,21 @@ class ApiClient:
         url = f"{self._base}{TOKEN_PATH}?{urlencode({'key': key.reveal()})}"
         return await self._with_retries(f"token request to {self._site}", url, authenticated=False)
 
-    async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
-        """GET ``path`` (e.g. ``/api/v2/students``) and return the 200 body.
+    async def get(
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        keep: Callable[[bytes], None] | None = None,
+    ) -> bytes:
+        """GET ``path`` (e.g. ``/api/v2/students``) and return the 200 body, handed to
+        ``keep`` (if given) before the request's slot is released.
 
         Raises ApiError for a non-retryable status (naming the endpoint, never the key),
         AuthError when the key or tokens are refused, TransientError when retries ran out.
         """
         query = f"?{urlencode(params)}" if params else ""
         url = f"{self._base}{path}{query}"
-        return await self._with_retries(f"GET {path}{query}", url, authenticated=True)
+        return await self._with_retries(
+            f"GET {path}{query}", url, authenticated=True, keep=keep
+        )

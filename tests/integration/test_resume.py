@@ -5,6 +5,7 @@ requests that were on the wire."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 from dataclasses import replace
@@ -145,8 +146,8 @@ async def test_ctrl_c_stops_gracefully_and_the_rerun_completes(tmp_path: Path) -
 @pytest.mark.slow
 async def test_sigkill_at_random_instants_never_loses_or_duplicates(tmp_path: Path) -> None:
     """At least 20 kills per run of the suite, at instants drawn from a printed seed."""
-    seed = random.randrange(2**32)
-    print(f"SIGKILL test seed: {seed}")
+    seed = int(os.environ.get("KILL_SEED") or random.randrange(2**32))
+    print(f"SIGKILL test seed: {seed} (KILL_SEED={seed} replays the same kill delays)")
     rng = random.Random(seed)
     kills_total, rounds = 0, 0
     while kills_total < 20:
