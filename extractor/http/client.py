@@ -258,6 +258,4 @@ class ApiClient:
         """
         query = f"?{urlencode(params)}" if params else ""
         url = f"{self._base}{path}{query}"
-        return await self._with_retries(
-            f"GET {path}{query}", url, authenticated=True, keep=keep
-        )
+        return await self._with_retries(f"GET {path}{query}", url, authenticated=True, keep=keep)
