@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extractor.commands.extract", "extract entities from 12Twenty into Parquet"),
     "plan": ("extractor.commands.plan", "size the job: requests left, days of budget, ETA"),
     "status": ("extractor.commands.status", "budget, token, checkpoints and runs (no request)"),
+    "schemas": (
+        "extractor.commands.schemas",
+        "schemas diff: what the API sends that schemas/ lacks",
+    ),
     "simulate": ("extractor.simulator.cli", "serve an offline 12Twenty API for tests and demos"),
 }
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -152,6 +153,7 @@ class Settings:
     reserve: int = 0
     budget_window: str = "rolling"
     wait: bool = False
+    lookback: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -170,5 +172,7 @@ class Settings:
                 f"--reserve {self.reserve}: must be 0 to {self.max_requests_per_day - 1} "
                 "(below --max-requests-per-day)"
             )
+        if self.lookback < timedelta(0):
+            raise ConfigError("--lookback must not be negative")
         if self.budget_window not in ("rolling", "utc-day"):
             raise ConfigError("--budget-window must be 'rolling' or 'utc-day'")

@@ -12,14 +12,17 @@ import contextlib
 import fcntl
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+import aiohttp
 
 from extractor.clock import Clock, SystemClock
 from extractor.config import Secret, Settings
 from extractor.core.budget import BudgetPolicy, WindowKind
 from extractor.errors import ConfigError
 from extractor.http.auth import Token
+from extractor.http.client import ApiClient, CountingBudget, default_ssl_context
 from extractor.http.slots import FileSlots
 from extractor.progress import Progress
 from extractor.run import Extraction
@@ -80,6 +83,40 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def durable_client(
+    settings: Settings, *, clock: Clock | None = None
+) -> AsyncIterator[tuple[ApiClient, CountingBudget]]:
+    """An API client under the site's shared budget, slots and cached token, for commands
+    that send a few requests of their own (``schemas diff``)."""
+    clock = clock or SystemClock()
+    path = state_path(settings.site, settings.state_path)
+    with StateStore.open(path, clock=clock) as store:
+        policy = settings_policy(settings)
+        budget = CountingBudget(LedgerBudget(store, policy, clock, wait=settings.wait))
+        slots = FileSlots(Path(f"{path}.slots"), settings.concurrency)
+        connector = aiohttp.TCPConnector(limit=settings.concurrency, ssl=default_ssl_context())
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                yield (
+                    ApiClient(
+                        session,
+                        settings.base_url,
+                        settings.api_key,
+                        site=settings.site,
+                        limiter=slots,
+                        budget=budget,
+                        clock=clock,
+                        timeout=settings.request_timeout,
+                        token_store=StoredTokens(store),
+                        daily_limit=settings.max_requests_per_day,
+                    ),
+                    budget,
+                )
+        finally:
+            slots.close()
 
 
 @contextlib.contextmanager

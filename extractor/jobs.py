@@ -20,13 +20,17 @@ JOB_FORMAT = 1
 
 
 class CheckpointStore(Protocol):
-    """The part of the state store jobs and walks use."""
+    """The part of the state store jobs, walks and watermarks use."""
 
     def load_checkpoint(self, scope: str, entity: str) -> dict[str, Any] | None: ...
 
     def save_checkpoint(self, scope: str, entity: str, data: dict[str, Any]) -> None: ...
 
     def delete_checkpoint(self, scope: str, entity: str) -> None: ...
+
+    def get_watermark(self, scope: str, entity: str) -> datetime | None: ...
+
+    def set_watermark(self, scope: str, entity: str, value: datetime) -> None: ...
 
 
 @dataclass

@@ -28,12 +28,14 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from extractor.clock import Clock, SystemClock
 from extractor.config import Settings
 from extractor.core.pages import PageWalk, minimum_requests, pages_needed
-from extractor.core.watermark import Window
+from extractor.core.watermark import Window, compute_window
 from extractor.errors import BudgetExhausted, ExtractorError, SchemaError
 from extractor.http.client import ApiClient, CountingBudget, RequestBudget, default_ssl_context
 from extractor.http.limiter import Limiter, LocalLimiter
@@ -41,8 +43,15 @@ from extractor.jobs import CheckpointStore, Job, load_or_start_job, mark_done
 from extractor.progress import Progress
 from extractor.records.convert import MalformedPageError
 from extractor.records.schema import EntitySchema, load_schemas
-from extractor.sink.dedup import deduplicate_version
-from extractor.sink.parquet import CommittedPart, EntityOutput, SinkError
+from extractor.sink.changelog import append_changes
+from extractor.sink.parquet import (
+    CommittedPart,
+    EntityOutput,
+    SinkError,
+    current_version,
+    publish_version,
+)
+from extractor.sink.snapshot import DELETED_AT, EXTRACTED_AT, TIMESTAMP, merge_snapshot
 from extractor.sink.spool import Spool
 from extractor.walks import (
     WORK_FORMAT,
@@ -57,6 +66,7 @@ from extractor.walks import (
 BATCH_PAGES = 16  # most pages converted together (conversion is faster in batches)
 QUEUE_PAGES = 24  # fetched bodies waiting per entity before fetchers pause (flat memory)
 OPTIONS_ENTITY = "lookup-options"
+WALKING, PUBLISHED = "walking", "published"
 MALFORMED_RETRIES = 3  # fetches of one page whose body is not JSON before giving up
 _EMPTY_PAGE = b'{"PageSize":0,"PageNumber":1,"Total":0,"NumberOfPages":0,"Items":[]}'
 
@@ -74,6 +84,10 @@ class EntityResult:
     recovered: int = 0  # bodies replayed from the spool instead of fetched
     refetched_pages: int = 0
     duplicates_removed: int = 0
+    inserted: int = 0  # Ids new to the snapshot
+    updated: int = 0  # Ids whose row the snapshot replaced
+    deleted: int = 0  # rows newly marked _deleted_at (full walks only)
+    snapshot_rows: int | None = None
     total_changes: int = 0
     remaining: int | None = None  # requests still needed when the run stopped
     problems: dict[str, int] = field(default_factory=dict)
@@ -117,6 +131,12 @@ class EntityPlan:
     left: int | None  # requests still needed
 
 
+def _with_extracted_at(batch: pa.RecordBatch, when: datetime | None = None) -> pa.RecordBatch:
+    """``batch`` with the ``_extracted_at`` column (when this run pulled the rows)."""
+    column = pa.repeat(pa.scalar(when, TIMESTAMP), batch.num_rows)
+    return batch.append_column(pa.field(EXTRACTED_AT, TIMESTAMP), column)
+
+
 def _envelope_total(body: bytes) -> int:
     """``Total`` of a list page (plan only needs this one number)."""
     try:
@@ -147,6 +167,7 @@ class _Entity:
         self.failed = False
         self.finished = False
         self.malformed: dict[int, int] = {}  # key -> bodies that were not valid JSON
+        self.phase = WALKING  # WALKING, then PUBLISHED once the merged snapshot is swapped in
 
     def wake(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its sink anyway
@@ -203,8 +224,11 @@ class Extraction:
             raise SchemaError(f"no schema for {name} in schemas/") from None
 
     def _wanted(self) -> list[str]:
+        """The entities this run asks for. Lookup options cost one request per lookup and
+        cannot be filtered by date, so after the first dump only --full refreshes them."""
         names = list(self.settings.entities)
-        if "lookups" in names:
+        fresh = current_version(self.settings.out_dir, OPTIONS_ENTITY) is None
+        if "lookups" in names and (self.settings.full or fresh):
             names.append(OPTIONS_ENTITY)
         return names
 
@@ -220,8 +244,11 @@ class Extraction:
             now=self.started_at,
             full=self.settings.full,
         )
-        for name in self._wanted():
-            if not self.job.entities.get(name, False):
+        wanted = self._wanted()
+        if "lookups" in self.settings.entities:
+            wanted.append(OPTIONS_ENTITY)  # an unfinished job's options are finished too
+        for name, done in self.job.entities.items():
+            if not done and name in wanted:
                 self._entities[name] = self._entity(name, self.job)
                 self.progress.entity(name)
         options = self._entities.get(OPTIONS_ENTITY)
@@ -248,17 +275,35 @@ class Extraction:
             else:
                 work = PagedWork.restore(schema, saved)
         else:
-            version, committed = self.run_id, []
+            version, committed, saved = self.run_id, [], None
             if name == OPTIONS_ENTITY:
                 work = OptionsWork(schema)
             else:
-                window = Window(None, job.started_at)
-                work = PagedWork(schema, window, PageWalk(self.settings.page_size))
+                work = PagedWork(
+                    schema, self._window(name, schema, job), PageWalk(self.settings.page_size)
+                )
         output = EntityOutput(self.settings.out_dir, name, version, committed=committed)
         spool = Spool(self.settings.out_dir, name, version, prefix=work.spool_prefix)
         entity = _Entity(name, work, output, spool, version)
+        entity.phase = str(saved.get("phase", WALKING)) if saved else WALKING
         self._save(entity)
         return entity
+
+    def _window(self, name: str, schema: EntitySchema, job: Job) -> Window:
+        """Full walk for a --full job, a first dump, or an entity the API cannot filter by
+        modify date; otherwise the changes since the watermark, minus the lookback. The
+        upper bound is the job's start, frozen: later changes belong to the next run."""
+        watermark = None
+        if self.store is not None and not job.full:
+            watermark = self.store.get_watermark(self.scope, name)
+        if watermark is not None and current_version(self.settings.out_dir, name) is None:
+            watermark = None  # the snapshot is gone: only a full walk can rebuild it
+        return compute_window(
+            watermark,
+            job.started_at,
+            lookback=self.settings.lookback,
+            filterable=schema.modify_filter,
+        )
 
     def _save(self, entity: _Entity) -> None:
         """Checkpoint ``entity``: its version, the durable parts, and its work's state."""
@@ -269,6 +314,7 @@ class Extraction:
             "job_id": self.job.job_id,
             "version": entity.version,
             "kind": entity.work.kind,
+            "phase": entity.phase,
             "parts": parts_to_json(entity.output.committed),
         }
         data.update(entity.work.state())
@@ -408,7 +454,8 @@ class Extraction:
         rows = 0
         for key, batch in converted.rows:
             rows += batch.num_rows
-            committed += await asyncio.to_thread(entity.output.write, batch, [key])
+            stamped = _with_extracted_at(batch, self.started_at)
+            committed += await asyncio.to_thread(entity.output.write, stamped, [key])
         entity.spool.drop(converted.dropped)
         entity.result.refetched_pages += converted.refetch
         entity.result.pages += len(converted.rows)
@@ -473,26 +520,43 @@ class Extraction:
             self.progress.entity(entity.name).state = entity.result.status
             return
         if entity.output.rows == 0:
-            # An empty entity still gets a file: readers find its columns, and 0 rows.
+            # An empty delta still gets a file: the merge finds its columns.
             empty = await asyncio.to_thread(work.converter.convert_pages, [_EMPTY_PAGE])
-            await asyncio.to_thread(entity.output.write_empty, empty.record_batch.schema)
+            schema = _with_extracted_at(empty.record_batch).schema
+            await asyncio.to_thread(entity.output.write_empty, schema)
             self._committed(entity, await asyncio.to_thread(entity.output.flush))
-        entity.result.duplicates_removed = await asyncio.to_thread(
-            deduplicate_version, entity.output.staging
-        )
         if entity.name == "lookups":
             self._learn_lookup_ids(entity)
-        await asyncio.to_thread(entity.output.publish)
+        out = self.settings.out_dir
+        if entity.phase != PUBLISHED:
+            full = not isinstance(work, PagedWork) or work.window.is_full
+            stats = await asyncio.to_thread(
+                merge_snapshot, out, entity.name, entity.output.staging, self.run_id,
+                full=full, now=self.started_at,
+            )  # fmt: skip
+            await asyncio.to_thread(publish_version, out, entity.name, self.run_id)
+            entity.result.inserted, entity.result.updated = stats.inserted, stats.updated
+            entity.result.deleted, entity.result.duplicates_removed = (
+                stats.deleted,
+                stats.duplicates,
+            )
+            entity.result.snapshot_rows = stats.rows
+            if self.store is not None and isinstance(work, PagedWork) and work.schema.modify_filter:
+                self.store.set_watermark(self.scope, entity.name, work.window.modify_to)
+            entity.phase = PUBLISHED
+            self._save(entity)
+        await asyncio.to_thread(
+            append_changes, out, entity.name, entity.output.staging, entity.version, self.started_at
+        )
         entity.finished = True
         assert self.job is not None
         mark_done(self.store, self.scope, self.job, entity.name)
         if self.store is not None:
             self.store.delete_checkpoint(self.scope, entity.name)
         entity.spool.remove()
-        entity.result.files = [
-            str(p.relative_to(self.settings.out_dir)) for p in entity.output.files
-        ]
-        entity.result.rows = entity.output.rows - entity.result.duplicates_removed
+        entity.output.remove()
+        snapshot = out / entity.name
+        entity.result.files = sorted(str(p.relative_to(out)) for p in snapshot.glob("*.parquet"))
         entity.result.remaining = 0
         entity.result.status = "complete"
         self.progress.entity(entity.name).state = "done"
@@ -512,8 +576,10 @@ class Extraction:
         assert isinstance(options.work, OptionsWork)
         ids: list[int] = []
         for path in sorted(directory.glob("*.parquet")):
-            column = pq.read_table(path, columns=["Id"]).column("Id")
-            ids += [int(v) for v in column.to_pylist() if v is not None]
+            table = pq.read_table(path)
+            if DELETED_AT in table.column_names:  # a snapshot keeps deleted lookups, marked
+                table = table.filter(pc.is_null(table.column(DELETED_AT)))
+            ids += [int(v) for v in table.column("Id").to_pylist() if v is not None]
         options.work.set_ids(ids)
         self._save(options)
         options.wake()

@@ -94,6 +94,8 @@ class _Table:
     _filtered: dict[ListFilter, tuple[int, array[int]]] = field(default_factory=dict)
     _pool_list: list[bytes] | None = None
     _pool_detail: list[bytes] | None = None
+    new_fields: dict[str, Any] = field(default_factory=dict)  # drift: fields schemas lack
+    retyped: frozenset[str] = frozenset()  # drift: fields now served as strings
 
     @property
     def slots(self) -> int:
@@ -195,7 +197,12 @@ class SchoolData:
                     if f.name in _VARYING:
                         continue
                     detail[f.name] = value_for(rng, f.type, f.name, 1_000_100 + index)
+                for name in table.retyped:
+                    if detail.get(name) is not None:
+                        detail[name] = str(detail[name])
                 listed = {k: v for k, v in detail.items() if entity.field(k).in_list}
+                listed.update(table.new_fields)
+                detail.update(table.new_fields)
                 pool_list.append(orjson.dumps(listed))
                 pool_detail.append(orjson.dumps(detail))
             table._pool_list, table._pool_detail = pool_list, pool_detail
@@ -346,6 +353,24 @@ class SchoolData:
         pool, _ = self._pools(table)
         for slot in table.live():
             yield orjson.loads(self._render(table, slot, pool))
+
+    def drift(
+        self,
+        entity: str,
+        *,
+        new_fields: Mapping[str, Any] | None = None,
+        retype: tuple[str, ...] = (),
+    ) -> None:
+        """Change what the API sends, as schools' APIs do: add ``new_fields`` (name ->
+        value) to every row, and serve the fields in ``retype`` as strings ("123" for 123)."""
+        table = self._table(entity)
+        for name in retype:
+            if name in _VARYING or name not in {f.name for f in table.entity.fields}:
+                raise ValueError(f"cannot retype {entity}.{name}")
+        table.new_fields.update(new_fields or {})
+        table.retyped = table.retyped | frozenset(retype)
+        table._pool_list = table._pool_detail = None
+        table.invalidate()
 
     # -- mutations ----------------------------------------------------------------------
 

@@ -2,15 +2,17 @@
 
 Layout under the output directory ``DIR``::
 
-    DIR/<entity>                  -> symlink to _versions/<entity>/<version>
+    DIR/<entity>                  -> symlink to _versions/<entity>/<version> (the snapshot)
     DIR/_versions/<entity>/<version>/part-00000.parquet ...
+    DIR/_staging/<entity>/<run>/part-00000.parquet ...   (a run's delta, being written)
 
-A run writes a new version directory (its "staging" area) part by part; each part is
-written under a ``.tmp`` name and renamed when complete. At the end, :meth:`publish` swaps
-the ``DIR/<entity>`` symlink to the new version with one atomic rename, then removes the
-old version. Readers globbing ``DIR/<entity>/**/*.parquet`` therefore see the old run's
-files or the new run's, never both and never a half-written file. Directories starting
-with ``_`` are skipped by Spark, pyarrow.dataset and polars hive readers.
+A run writes its delta to a staging directory part by part; each part is written under a
+``.tmp`` name and renamed when complete. The delta is then merged with the current
+snapshot into a new version (:mod:`extractor.sink.snapshot`), and :func:`publish_version`
+swaps the ``DIR/<entity>`` symlink to it with one atomic rename. Readers globbing
+``DIR/<entity>/**/*.parquet`` therefore see the old snapshot or the new one, never both and
+never a half-written file. Directories starting with ``_`` are skipped by Spark,
+pyarrow.dataset and polars hive readers.
 
 Parquet wants big row groups (PERF-NOTES: >= 50k rows), so batches are buffered to
 ``row_group_rows`` before each row group is written; a batch whose schema differs from the
@@ -33,6 +35,7 @@ import pyarrow.parquet as pq
 from extractor.errors import ExtractorError
 
 VERSIONS_DIR = "_versions"
+STAGING_DIR = "_staging"
 ROW_GROUP_ROWS = 65_536
 ROWS_PER_FILE = 8 * ROW_GROUP_ROWS
 
@@ -132,7 +135,7 @@ class EntityOutput:
         self.out_dir = out_dir
         self.entity = entity
         self.version = version
-        self.staging = out_dir / VERSIONS_DIR / entity / version
+        self.staging = out_dir / STAGING_DIR / entity / version
         self.committed: list[CommittedPart] = list(committed)
         self.rows = sum(p.rows for p in self.committed)
         self._row_group_rows = row_group_rows
@@ -217,9 +220,12 @@ class EntityOutput:
                 self.staging.parent.rmdir()
                 self.staging.parent.parent.rmdir()
 
-    def publish(self) -> None:
-        """Make this version what ``DIR/<entity>`` shows, atomically; drop the old one."""
-        publish_version(self.out_dir, self.entity, self.version)
+    def remove(self) -> None:
+        """Delete the staging directory (its parts are merged and in the change log)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for parent in (self.staging.parent, self.staging.parent.parent):
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only when empty
 
 
 def current_version(out_dir: Path, entity: str) -> str | None:
@@ -231,10 +237,12 @@ def current_version(out_dir: Path, entity: str) -> str | None:
 
 
 def publish_version(out_dir: Path, entity: str, version: str) -> None:
-    """Point ``DIR/<entity>`` at ``version`` with one rename; remove superseded versions.
+    """Point ``DIR/<entity>`` at ``version`` with one rename; remove superseded versions
+    but the one it replaced (a reader that resolved the old link a moment ago can still
+    finish reading it).
 
     Safe to repeat: a crash after the rename but before the cleanup leaves the new version
-    visible and the old directory behind, which the next publish removes.
+    visible and old directories behind, which the next publish removes.
     """
     link = out_dir / entity
     if link.exists() and not link.is_symlink():
@@ -242,6 +250,7 @@ def publish_version(out_dir: Path, entity: str, version: str) -> None:
             f"{link} is a real directory, not a version link made by this tool: "
             "move it away or choose another --out"
         )
+    replaced = current_version(out_dir, entity)
     target = Path(VERSIONS_DIR) / entity / version
     tmp_link = out_dir / f".{entity}.link.tmp"
     with contextlib.suppress(FileNotFoundError):
@@ -251,5 +260,5 @@ def publish_version(out_dir: Path, entity: str, version: str) -> None:
     _fsync_dir(out_dir)
     versions = out_dir / VERSIONS_DIR / entity
     for old in versions.iterdir():
-        if old.name != version and old.is_dir():
+        if old.name not in (version, replaced) and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from extractor.clock import ManualClock
@@ -89,11 +90,12 @@ def read_entity(out: Path, entity: str) -> pa.Table:
 
 
 def duckdb_counts(out: Path, entity: str) -> tuple[int, int]:
-    """(rows, distinct Ids) through DuckDB's documented reading of the lake."""
+    """(live rows, distinct live Ids) through DuckDB's documented reading of the lake."""
     glob = f"{out}/{entity}/**/*.parquet"
     relation = duckdb.sql(
         "SELECT count(*), count(DISTINCT Id) FROM "
-        f"read_parquet('{glob}', hive_partitioning=true, union_by_name=true)"
+        f"read_parquet('{glob}', hive_partitioning=true, union_by_name=true) "
+        "WHERE _deleted_at IS NULL"
     )
     assert relation is not None
     [row] = relation.fetchall()
@@ -104,6 +106,8 @@ def assert_entity_matches(out: Path, data: SchoolData, entity: str) -> None:
     """Every ground-truth row of ``entity`` landed exactly once with the right values."""
     schema = SCHEMAS[entity]
     table = read_entity(out, entity)
+    assert table.schema.field("_extracted_at").type == pa.timestamp("us", tz="UTC")
+    table = table.filter(pc.is_null(table.column("_deleted_at")))  # rows still at the source
     rows = table.to_pylist()
     got = {r["Id"]: r for r in rows}
     assert len(got) == len(rows), f"{entity}: duplicated Ids"

@@ -200,3 +200,18 @@ def test_warm_renders_every_template_pool_up_front() -> None:
     assert all(t._pool_list is None for t in tables)
     data.warm()
     assert all(t._pool_list is not None and t._pool_detail is not None for t in tables)
+
+
+def test_drift_adds_fields_and_retypes_values() -> None:
+    data = SchoolData(seed=3, rows=ROWS, now=NOW)
+    before = {r["Id"]: r for r in data.ground_truth("students")}
+    data.drift("students", new_fields={"Pronouns": "they/them"}, retype=("RoleId",))
+    after = list(data.ground_truth("students"))
+    assert all(r["Pronouns"] == "they/them" for r in after)
+    for row in after:
+        old = before[row["Id"]]["RoleId"]
+        assert row["RoleId"] == (None if old is None else str(old))
+    listed = orjson.loads(data.list_page("students", 1, 10, ListFilter()))["Items"]
+    assert all("Pronouns" in r and not isinstance(r["RoleId"], int) for r in listed)
+    with pytest.raises(ValueError, match="cannot retype"):
+        data.drift("students", retype=("Id",))

@@ -1,0 +1,204 @@
+"""The current snapshot: one row per Id, merged by streaming, swapped in atomically.
+
+A run pulls a *delta* (the rows of its window: every row for a full walk, only the changed
+ones for an incremental run) into a staging directory. The new snapshot is
+
+- the previous snapshot's rows whose Id is not in the delta (unchanged rows, carried over
+  with their ``_extracted_at``); after a *full* walk those rows no longer exist at the
+  source, so they are kept with ``_deleted_at`` set rather than silently kept or dropped;
+- plus the delta's rows, the last copy of each Id (page-number paging over changing data
+  can serve a row twice; the later copy is the newer), with ``_deleted_at`` null.
+
+Both inputs are read batch by batch (``iter_batches``) and written through rolling part
+files: memory holds the delta's Ids and one batch, never an entity. The result goes to a
+new version directory and is published by :func:`~extractor.sink.parquet.publish_version`
+(one atomic rename), so a reader, or a crash, sees the old snapshot or the new one. Merging
+is idempotent: redoing it after a crash, even after the swap, gives the same snapshot.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from extractor.sink.parquet import VERSIONS_DIR, PartWriter, current_version
+
+EXTRACTED_AT = "_extracted_at"
+DELETED_AT = "_deleted_at"
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+BATCH_ROWS = 65_536
+ROWS_PER_FILE = 8 * BATCH_ROWS
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    """What a merge did."""
+
+    rows: int  # rows in the new snapshot, deleted ones included
+    inserted: int  # Ids new to the snapshot
+    updated: int  # Ids the delta replaced
+    carried: int  # rows kept from the previous snapshot unchanged
+    deleted: int  # rows newly marked deleted (full walks only)
+    duplicates: int  # extra copies of an Id within the delta, dropped
+
+
+def _parts(directory: Path | None) -> list[Path]:
+    if directory is None or not directory.is_dir():
+        return []
+    return sorted(directory.glob("*.parquet"))
+
+
+def _ids(paths: Sequence[Path], key: str) -> list[pa.Array]:
+    out = []
+    for path in paths:
+        column = pq.read_table(path, columns=[key]).column(key)
+        out.append(column.combine_chunks() if column.num_chunks else pa.array([], pa.int64()))
+    return out
+
+
+def _last_copy_masks(ids: list[pa.Array]) -> list[pa.Array]:
+    """Per part, which rows are the last copy of their Id (null Ids are all kept)."""
+    if not ids:
+        return []
+    every = pa.concat_arrays(ids)
+    index = pa.array(range(len(every)), pa.int64())
+    valid = pa.table({"k": every, "i": index}).filter(pc.is_valid(every))
+    last = valid.group_by("k").aggregate([("i", "max")]).column("i_max")
+    keep = pc.or_(pc.is_in(index, value_set=last), pc.is_null(every))
+    masks, offset = [], 0
+    for part in ids:
+        masks.append(keep.slice(offset, len(part)))
+        offset += len(part)
+    return masks
+
+
+def _schema(sources: Sequence[Path]) -> pa.Schema:
+    """Every column of every input, in first-seen order, plus the metadata columns."""
+    schemas = [pq.read_schema(p) for p in sources]
+    fields: dict[str, pa.Field] = {}
+    for schema in schemas:
+        for f in schema:
+            if f.name not in fields:
+                fields[f.name] = f.with_nullable(True)
+    for name in (EXTRACTED_AT, DELETED_AT):
+        fields.pop(name, None)
+    ordered = [f for n, f in fields.items() if n != "_raw"]
+    if "_raw" in fields:
+        ordered.append(fields["_raw"])
+    return pa.schema([*ordered, pa.field(EXTRACTED_AT, TIMESTAMP), pa.field(DELETED_AT, TIMESTAMP)])
+
+
+def _align(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    columns = []
+    for f in schema:
+        index = batch.schema.get_field_index(f.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, f.type))
+        else:
+            column = batch.column(index)
+            columns.append(column if column.type == f.type else column.cast(f.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class _Writer:
+    """Rolling part files of one schema in ``directory``."""
+
+    def __init__(self, directory: Path, schema: pa.Schema) -> None:
+        self.directory = directory
+        self.schema = schema
+        self.rows = 0
+        self._index = 0
+        self._part: PartWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._part is not None and self._part.rows >= ROWS_PER_FILE:
+            self._part.close()
+            self._part = None
+        if self._part is None:
+            path = self.directory / f"part-{self._index:05d}.parquet"
+            self._index += 1
+            self._part = PartWriter(path, self.schema)
+        self._part.write(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        if self._part is None:  # an empty snapshot still has a file with its columns
+            self._part = PartWriter(self.directory / "part-00000.parquet", self.schema)
+        self._part.close()
+
+
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+
+
+def merge_snapshot(
+    out_dir: Path,
+    entity: str,
+    delta_dir: Path,
+    new_version: str,
+    *,
+    full: bool,
+    now: datetime,
+    key: str = "Id",
+) -> MergeStats:
+    """Write the merge of the current snapshot of ``entity`` and ``delta_dir`` as version
+    ``new_version`` (not yet published). ``full``: the delta is a whole walk, so Ids it
+    lacks were deleted at the source."""
+    target = out_dir / VERSIONS_DIR / entity / new_version
+    shutil.rmtree(target, ignore_errors=True)  # debris of an interrupted merge
+    target.mkdir(parents=True)
+    previous_version = current_version(out_dir, entity)
+    previous = (
+        out_dir / VERSIONS_DIR / entity / previous_version
+        if previous_version and previous_version != new_version
+        else None
+    )
+    old_parts, delta_parts = _parts(previous), _parts(delta_dir)
+    schema = _schema([*old_parts, *delta_parts])
+    delta_ids = _ids(delta_parts, key)
+    masks = _last_copy_masks(delta_ids)
+    delta_set = pc.unique(pa.concat_arrays(delta_ids)) if delta_ids else pa.array([], pa.int64())
+    writer = _Writer(target, schema)
+    carried = deleted = replaced = 0
+    stamp = pa.scalar(now, TIMESTAMP)
+    for path in old_parts:
+        for batch in _batches(path):
+            ids = batch.column(batch.schema.get_field_index(key))
+            in_delta = pc.fill_null(pc.is_in(ids, value_set=delta_set), False)
+            replaced += pc.sum(pc.cast(in_delta, pa.int64())).as_py() or 0
+            kept = _align(batch.filter(pc.invert(in_delta)), schema)
+            if full and kept.num_rows:
+                gone = kept.column(schema.get_field_index(DELETED_AT))
+                deleted += gone.null_count
+                marked = pc.coalesce(gone, stamp)
+                kept = kept.set_column(schema.get_field_index(DELETED_AT), DELETED_AT, marked)
+            carried += kept.num_rows
+            writer.write(kept)
+    duplicates = 0
+    for path, mask in zip(delta_parts, masks, strict=True):
+        offset = 0
+        for batch in _batches(path):
+            part_mask = mask.slice(offset, batch.num_rows)
+            offset += batch.num_rows
+            kept = batch.filter(part_mask)
+            duplicates += batch.num_rows - kept.num_rows
+            writer.write(_align(kept, schema))
+    writer.close()
+    fresh = len(delta_set)
+    return MergeStats(
+        rows=writer.rows,
+        inserted=fresh - replaced,
+        updated=replaced,
+        carried=carried - deleted if full else carried,
+        deleted=deleted,
+        duplicates=duplicates,
+    )
