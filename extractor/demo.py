@@ -48,10 +48,19 @@ def query(lake: Path) -> None:
                           union_by_name=true)
         GROUP BY year ORDER BY year
     """
-    print("\nDuckDB:", " ".join(sql.split()))
-    relation = duckdb.sql(sql)
-    if relation is not None:
-        relation.show()
+    joined = f"""
+        SELECT l.Name AS lookup, o.Name AS program, count(*) AS students
+        FROM read_parquet('{lake}/students/*.parquet') s
+        JOIN read_parquet('{lake}/lookup-options/*.parquet') o ON o.Id = s.Program.Id
+        JOIN read_parquet('{lake}/lookups/*.parquet') l ON l.Id = o.LookupId
+        WHERE s._deleted_at IS NULL
+        GROUP BY ALL ORDER BY students DESC LIMIT 5
+    """
+    for query_text in (sql, joined):
+        print("\nDuckDB:", " ".join(query_text.split()))
+        relation = duckdb.sql(query_text)
+        if relation is not None:
+            relation.show()
 
 
 def main() -> int:
@@ -65,6 +74,7 @@ def main() -> int:
         command = [
             sys.executable, "-m", "extractor", "extract", "--site", "demo",
             "--base-url", info["base_url"], "--out", str(LAKE), "--log-format", "text",
+            "--state", str(tls_dir / "state.sqlite3"),
         ]  # fmt: skip
         print("$ TWELVETWENTY_API_KEY=... SSL_CERT_FILE=... twelvetwenty extract", *command[4:])
         status = subprocess.run(command, env=env, check=False).returncode

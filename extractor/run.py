@@ -129,6 +129,7 @@ class EntityPlan:
     total: int | None  # items (or lookups, for lookup options); None if unknown
     pages: int | None  # requests a whole walk takes
     left: int | None  # requests still needed
+    window: str = "full walk"  # or "changes since ..." for an incremental window
 
 
 def _with_extracted_at(batch: pa.RecordBatch, when: datetime | None = None) -> pa.RecordBatch:
@@ -635,7 +636,13 @@ class Extraction:
                 pages = pages_needed(total, work.walk.page_size)
                 done = set(work.walk.done_pages) | spooled
                 left = max(0, pages - len([p for p in done if p <= pages]))
-                plans[entity.name] = EntityPlan(entity.name, total, pages, left)
+                window = (
+                    "full walk" if work.window.modify_from is None
+                    else f"changed since {work.window.modify_from:%Y-%m-%d %H:%M:%S}"
+                )  # fmt: skip
+                if work.window.modify_from is None and not work.schema.modify_filter:
+                    window = "full walk (the API cannot filter it by date)"
+                plans[entity.name] = EntityPlan(entity.name, total, pages, left, window)
             options = self._entities.get(OPTIONS_ENTITY)
             if options is not None and isinstance(options.work, OptionsWork):
                 ids = options.work.ids
@@ -644,7 +651,9 @@ class Extraction:
                 left_options: int | None = count
                 if ids is not None:
                     left_options = len([i for i in ids if i not in options.work.done])
-                plans[OPTIONS_ENTITY] = EntityPlan(OPTIONS_ENTITY, count, count, left_options)
+                plans[OPTIONS_ENTITY] = EntityPlan(
+                    OPTIONS_ENTITY, count, count, left_options, "one request per lookup"
+                )
             self.token_requests = client.auth.fetches
         self.requests_sent = self.counting.sent
         return plans

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -54,6 +55,21 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"read the API key from PATH (default: ${KEY_ENV}); never pass it as an argument",
     )
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``30m``, ``2h`` or ``1d`` -> a timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    unit = units.get(text[-1:])
+    number = text[:-1] if unit else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 2h, 1d)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a duration cannot be negative")
+    return timedelta(seconds=value * (unit or 1))
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +127,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"items per page, 1 to {MAX_PAGE_SIZE} (default {MAX_PAGE_SIZE}: fewest requests)",
     )
-    parser.add_argument("--full", action="store_true", help="walk every row (a full dump)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="walk every row (a full dump: marks deletions, refreshes lookup options)",
+    )
+    parser.add_argument(
+        "--lookback",
+        type=parse_duration,
+        default=timedelta(hours=1),
+        metavar="DURATION",
+        help="incremental runs re-read changes this far before the watermark (default 1h)",
+    )
     parser.add_argument(
         "--wait",
         action="store_true",
@@ -141,17 +168,23 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         reserve=args.reserve,
         budget_window=args.budget_window,
         wait=getattr(args, "wait", False),
+        lookback=getattr(args, "lookback", timedelta(hours=1)),
     )
 
 
 def print_summary(result: RunResult, stream: TextIO) -> None:
-    """The end-of-run table: rows per entity, requests against the minimum, problems."""
-    header = f"{'entity':<16}{'rows':>10}{'pages':>8}{'requests':>10}{'files':>7}{'problems':>10}  status"
+    """The end-of-run table: what was pulled, what it did to each snapshot, problems."""
+    header = (
+        f"{'entity':<16}{'pulled':>9}{'pages':>7}{'requests':>10}{'new':>7}{'updated':>9}"
+        f"{'deleted':>9}{'snapshot':>10}{'problems':>10}  status"
+    )
     lines = [header, "-" * len(header)]
     for name, e in result.entities.items():
         problems = sum(e.problems.values())
+        snapshot = "-" if e.snapshot_rows is None else str(e.snapshot_rows)
         lines.append(
-            f"{name:<16}{e.rows:>10}{e.pages:>8}{e.requests:>10}{len(e.files):>7}{problems:>10}  {e.status}"
+            f"{name:<16}{e.rows:>9}{e.pages:>7}{e.requests:>10}{e.inserted:>7}{e.updated:>9}"
+            f"{e.deleted:>9}{snapshot:>10}{problems:>10}  {e.status}"
         )
     total_problems = sum(sum(e.problems.values()) for e in result.entities.values())
     lines.append("")

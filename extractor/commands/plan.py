@@ -68,7 +68,7 @@ def print_plan(
     policy: BudgetPolicy,
 ) -> None:
     lines = [job_text, ""]
-    header = f"{'entity':<16}{'total':>10}{'pages':>8}{'requests left':>15}"
+    header = f"{'entity':<16}{'total':>10}{'pages':>8}{'requests left':>15}  window"
     lines += [header, "-" * len(header)]
     left_total = 0
     for name, p in plans.items():
@@ -76,7 +76,7 @@ def print_plan(
         pages = "?" if p.pages is None else str(p.pages)
         left = "?" if p.left is None else str(p.left)
         left_total += p.left or 0
-        lines.append(f"{name:<16}{total:>10}{pages:>8}{left:>15}")
+        lines.append(f"{name:<16}{total:>10}{pages:>8}{left:>15}  {p.window}")
     ts = now.timestamp()
     schedule = plan(ledger, ts, policy, left_total)
     lines.append("")

@@ -27,11 +27,13 @@ from typing import Any
 
 import orjson
 
-from extractor.simulator.entities import BY_NAME, LIST_ENTITIES, Entity
+from extractor.simulator.entities import BY_NAME, LIST_ENTITIES, STUDENTS, Entity
 from extractor.simulator.values import (
-    FIRST_NAMES,
-    LOOKUP_NAMES,
+    ATTRIBUTE_BASE,
     format_datetime,
+    option_count,
+    option_id,
+    option_name,
     truncate_us,
     value_for,
 )
@@ -43,7 +45,20 @@ NOTE_ENTITY_TYPES = (2201, 2301, 2101)  # company notes, contact notes, student 
 
 # Fields rendered per row rather than taken from the template pool.
 _VARYING = frozenset(
-    {"Id", "StudentId", "GraduationYearId", "PrimaryEntityTypeID", "CreateDate", "ModifyDate"}
+    {
+        "Id",
+        "StudentId",
+        "GraduationYearId",
+        "PrimaryEntityTypeID",
+        "CreateDate",
+        "ModifyDate",
+    }
+)
+# Lookup k serves attribute ATTRIBUTE_BASE + k, i.e. the k-th field of students: its
+# AttributeId and Name are rendered per row so that lookups join the students' values.
+_LOOKUP_VARYING = frozenset({"AttributeId", "Name"})
+_LOOKUP_NAMES = tuple(
+    f.name if f.type == "Lookup" else f"{f.name} (not a lookup)" for f in STUDENTS.fields
 )
 
 
@@ -194,9 +209,11 @@ class SchoolData:
                 rng = random.Random(f"{self.seed}/{entity.name}/{j}")
                 detail: dict[str, Any] = {}
                 for index, f in enumerate(entity.fields):
-                    if f.name in _VARYING:
+                    if f.name in _VARYING or (
+                        entity.name == "lookups" and f.name in _LOOKUP_VARYING
+                    ):
                         continue
-                    detail[f.name] = value_for(rng, f.type, f.name, 1_000_100 + index)
+                    detail[f.name] = value_for(rng, f.type, f.name, ATTRIBUTE_BASE + index)
                 for name in table.retyped:
                     if detail.get(name) is not None:
                         detail[name] = str(detail[name])
@@ -229,6 +246,9 @@ class SchoolData:
             head += b',"StudentId":"S%08d","GraduationYearId":%d' % (slot, table.small[slot])
         elif name == "notes":
             head += b',"PrimaryEntityTypeID":%d' % table.small[slot]
+        elif name == "lookups":  # lookup k serves the attribute ATTRIBUTE_BASE + k
+            name_of = _LOOKUP_NAMES[slot] if slot < len(_LOOKUP_NAMES) else f"Lookup {slot}"
+            head += b',"AttributeId":%d,"Name":%s' % (ATTRIBUTE_BASE + slot, orjson.dumps(name_of))
         if entity.has_modify_date:
             if table.has_create_date:
                 head += b',"CreateDate":"%s"' % format_datetime(table.create_us[slot], slot % 8)
@@ -323,15 +343,9 @@ class SchoolData:
         """``/lookups/{id}/options``: a bare array of ``{Id, Name}``, None for no such lookup."""
         if self._table("lookups").slot_of(lookup_id) is None:
             return None
-        count = 2 + lookup_id % 11
         options = [
-            {
-                "Id": lookup_id * 1_000 + k,
-                "Name": f"{LOOKUP_NAMES[(lookup_id + k) % len(LOOKUP_NAMES)]} {k + 1}"
-                if k % 4
-                else FIRST_NAMES[(lookup_id + k) % len(FIRST_NAMES)],
-            }
-            for k in range(count)
+            {"Id": option_id(lookup_id, k), "Name": option_name(lookup_id, k)}
+            for k in range(option_count(lookup_id))
         ]
         return orjson.dumps(options)
 

@@ -212,7 +212,7 @@ ATTRIBUTES = Entity(
         DataType:String IsCustom:Boolean LookupId:Int64
         """
     ),
-    id_base=1_000_100,
+    id_base=10_888_805_132_000,  # custom attributes' Ids: CustomAttributeValues keys
     id_step=1,
     default_rows=400,
     has_modify_date=False,

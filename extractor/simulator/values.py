@@ -83,6 +83,30 @@ def random_datetime_us(rng: random.Random) -> tuple[int, int]:
 _T = TypeVar("_T")
 
 
+LOOKUP_BASE = 200  # lookup Ids (the lookups entity's id_base)
+ATTRIBUTE_BASE = 1_000_100  # attribute Ids of built-in lookup fields
+CUSTOM_ATTRIBUTE_BASE = 10_888_805_132_000  # attribute Ids of custom attributes
+
+
+def lookup_for_attribute(attribute_id: int) -> int:
+    """The lookup whose options a lookup-valued attribute takes."""
+    return LOOKUP_BASE + (attribute_id - ATTRIBUTE_BASE) % 100
+
+
+def option_count(lookup_id: int) -> int:
+    return 2 + lookup_id % 11
+
+
+def option_id(lookup_id: int, k: int) -> int:
+    return lookup_id * 1_000 + k
+
+
+def option_name(lookup_id: int, k: int) -> str:
+    if k % 4:
+        return f"{LOOKUP_NAMES[(lookup_id + k) % len(LOOKUP_NAMES)]} {k + 1}"
+    return FIRST_NAMES[(lookup_id + k) % len(FIRST_NAMES)]
+
+
 def _maybe_null(rng: random.Random, p: float, value: _T) -> _T | None:
     return None if rng.random() < p else value
 
@@ -160,14 +184,18 @@ def value_for(rng: random.Random, type_: Any, name: str, attribute_id: int) -> A
         us, digits = random_datetime_us(rng)
         return format_datetime(us, digits).decode()
     if type_ == "Lookup":
-        index = rng.randrange(len(LOOKUP_NAMES))
+        # One of the options of the lookup that belongs to this attribute, so that lookup
+        # values join /lookups (AttributeId) and /lookups/{id}/options (Id), as they do in
+        # 12Twenty.
+        lookup_id = lookup_for_attribute(attribute_id)
+        option = rng.randrange(option_count(lookup_id))
         return _maybe_null(
             rng,
             0.2,
             {
-                "Id": 50_083_000 + attribute_id % 1000 * 100 + index,
+                "Id": option_id(lookup_id, option),
                 "AttributeId": attribute_id,
-                "Name": LOOKUP_NAMES[index],
+                "Name": option_name(lookup_id, option),
             },
         )
     if type_ == "IdName":
@@ -182,7 +210,10 @@ def value_for(rng: random.Random, type_: Any, name: str, attribute_id: int) -> A
 def _custom_attributes(rng: random.Random) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for _ in range(rng.randrange(0, 6)):
-        key = f"custom_attribute_{rng.randrange(10_888_805_132_000, 10_888_805_132_100)}"
+        # The key's number is an attribute's Id (see /api/v2/attributes), as in 12Twenty.
+        key = (
+            f"custom_attribute_{rng.randrange(CUSTOM_ATTRIBUTE_BASE, CUSTOM_ATTRIBUTE_BASE + 100)}"
+        )
         kind = rng.randrange(5)
         value: str | None
         if kind == 0:
