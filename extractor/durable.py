@@ -15,14 +15,12 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
-
 from extractor.clock import Clock, SystemClock
 from extractor.config import Secret, Settings
 from extractor.core.budget import BudgetPolicy, WindowKind
 from extractor.errors import ConfigError
 from extractor.http.auth import Token
-from extractor.http.client import ApiClient, CountingBudget, default_ssl_context
+from extractor.http.client import ApiClient, CountingBudget, new_session
 from extractor.http.slots import FileSlots
 from extractor.progress import Progress
 from extractor.run import Extraction
@@ -97,9 +95,8 @@ async def durable_client(
         policy = settings_policy(settings)
         budget = CountingBudget(LedgerBudget(store, policy, clock, wait=settings.wait))
         slots = FileSlots(Path(f"{path}.slots"), settings.concurrency)
-        connector = aiohttp.TCPConnector(limit=settings.concurrency, ssl=default_ssl_context())
         try:
-            async with aiohttp.ClientSession(connector=connector) as session:
+            async with new_session(settings.base_url, settings.concurrency) as session:
                 yield (
                     ApiClient(
                         session,

@@ -37,7 +37,7 @@ from extractor.config import Settings
 from extractor.core.pages import PageWalk, minimum_requests, pages_needed
 from extractor.core.watermark import Window, compute_window
 from extractor.errors import BudgetExhausted, ExtractorError, SchemaError
-from extractor.http.client import ApiClient, CountingBudget, RequestBudget, default_ssl_context
+from extractor.http.client import ApiClient, CountingBudget, RequestBudget, new_session
 from extractor.http.limiter import Limiter, LocalLimiter
 from extractor.jobs import CheckpointStore, Job, load_or_start_job, mark_done
 from extractor.progress import Progress
@@ -132,10 +132,12 @@ class EntityPlan:
     window: str = "full walk"  # or "changes since ..." for an incremental window
 
 
-def _with_extracted_at(batch: pa.RecordBatch, when: datetime | None = None) -> pa.RecordBatch:
-    """``batch`` with the ``_extracted_at`` column (when this run pulled the rows)."""
-    column = pa.repeat(pa.scalar(when, TIMESTAMP), batch.num_rows)
-    return batch.append_column(pa.field(EXTRACTED_AT, TIMESTAMP), column)
+def _with_metadata(batch: pa.RecordBatch, when: datetime | None = None) -> pa.RecordBatch:
+    """``batch`` with the snapshot's metadata columns: ``_extracted_at`` (when this run
+    pulled the rows) and ``_deleted_at`` (null: the rows exist at the source)."""
+    extracted = pa.repeat(pa.scalar(when, TIMESTAMP), batch.num_rows)
+    batch = batch.append_column(pa.field(EXTRACTED_AT, TIMESTAMP), extracted)
+    return batch.append_column(pa.field(DELETED_AT, TIMESTAMP), pa.nulls(batch.num_rows, TIMESTAMP))
 
 
 def _envelope_total(body: bytes) -> int:
@@ -455,7 +457,7 @@ class Extraction:
         rows = 0
         for key, batch in converted.rows:
             rows += batch.num_rows
-            stamped = _with_extracted_at(batch, self.started_at)
+            stamped = _with_metadata(batch, self.started_at)
             committed += await asyncio.to_thread(entity.output.write, stamped, [key])
         entity.spool.drop(converted.dropped)
         entity.result.refetched_pages += converted.refetch
@@ -523,7 +525,7 @@ class Extraction:
         if entity.output.rows == 0:
             # An empty delta still gets a file: the merge finds its columns.
             empty = await asyncio.to_thread(work.converter.convert_pages, [_EMPTY_PAGE])
-            schema = _with_extracted_at(empty.record_batch).schema
+            schema = _with_metadata(empty.record_batch).schema
             await asyncio.to_thread(entity.output.write_empty, schema)
             self._committed(entity, await asyncio.to_thread(entity.output.flush))
         if entity.name == "lookups":
@@ -588,8 +590,7 @@ class Extraction:
     # -- the run --------------------------------------------------------------------------
 
     def _session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency, ssl=default_ssl_context())
-        return aiohttp.ClientSession(connector=connector)
+        return new_session(self.settings.base_url, self.settings.concurrency)
 
     def _client(self, session: aiohttp.ClientSession) -> ApiClient:
         return ApiClient(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -262,6 +264,20 @@ async def _extract(settings: Settings, progress: Progress, command: str) -> RunR
         return result
 
 
+def _limit_malloc_arenas() -> None:
+    """glibc gives each thread that allocates its own malloc arena, and conversions run on
+    worker threads: the arenas' free memory added ~50 MB of resident memory in
+    benchmarks/bench_memory.py. Two arenas are plenty (the work is one event loop and a
+    few converters). No-op where glibc's mallopt is not available."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
@@ -270,7 +286,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot create --out {settings.out_dir}: {exc.strerror}") from None
     # Arrow's default mimalloc pool keeps freed pages: streaming a million rows through
     # it peaked ~100 MB higher than the system allocator (benchmarks/bench_memory.py).
-    pa.set_memory_pool(pa.system_memory_pool())
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:  # the user's choice wins
+        pa.set_memory_pool(pa.system_memory_pool())
+        _limit_malloc_arenas()
     progress = Progress(log_format=args.log_format)
     result = asyncio.run(_extract(settings, progress, "extract"))
     doc = manifest_dict(result, site=settings.site, base_url=settings.base_url)

@@ -78,6 +78,17 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def new_session(base_url: str, concurrency: int) -> aiohttp.ClientSession:
+    """The one session of a process: at most ``concurrency`` connections, verified TLS.
+
+    The TLS context (loading the CA store takes ~20 ms) is only built for https origins;
+    plain http is only ever allowed to a loopback simulator.
+    """
+    tls: ssl.SSLContext | bool = default_ssl_context() if base_url.startswith("https://") else False
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=tls)
+    return aiohttp.ClientSession(connector=connector)
+
+
 class ApiClient:
     """Authenticated GETs against one school's API under the shared limits."""
 

@@ -186,7 +186,9 @@ async def test_a_kill_during_merge_and_swap_leaves_the_old_or_the_new_snapshot(
         loop = asyncio.get_running_loop()
         rng = random.Random()
         kills, span = 0, 0.3
-        for _ in range(4):
+        for _ in range(10):  # until 3 kills landed (some runs finish before their kill)
+            if kills >= 3:
+                break
             old = truth_state(running)
             sim.data.mutate("students", modify=300, add=50, now=sim.clock.now())
             await asyncio.sleep(1.05)  # the next job's frozen upper bound includes the edits
@@ -213,4 +215,4 @@ async def test_a_kill_during_merge_and_swap_leaves_the_old_or_the_new_snapshot(
                 assert (await run_cli(args, env)).status == 0, "the next run finishes the job"
             assert snapshot_state(out) == new
         assert_entity_matches(out, sim.data, "students")
-        assert kills >= 2
+        assert kills >= 3
