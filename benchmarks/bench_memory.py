@@ -27,7 +27,7 @@ def main() -> int:
         command = [
             sys.executable, "-m", "extractor", "extract", "--site", "bench",
             "--base-url", info["base_url"], "--out", out, "--entities", "students",
-            "--log-format", "text",
+            "--log-format", "text", "--state", f"{out}/_bench_state.sqlite3",
         ]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
