@@ -104,8 +104,8 @@ def add_state_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_site_arguments(parser)
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to extract and where: shared by extract and plan (which plans the same job)."""
     parser.add_argument(
         "--out", type=Path, default=Path("lake"), metavar="DIR", help="output directory (./lake)"
     )
@@ -114,7 +114,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help=f"comma-separated entities (default: all: {','.join(DEFAULT_ENTITIES)})",
     )
-    add_state_arguments(parser)
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -141,6 +140,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="incremental runs re-read changes this far before the watermark (default 1h)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_site_arguments(parser)
+    add_job_arguments(parser)
+    add_state_arguments(parser)
     parser.add_argument(
         "--wait",
         action="store_true",

@@ -10,15 +10,14 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 from extractor.commands.extract import (
+    add_job_arguments,
     add_site_arguments,
     add_state_arguments,
     settings_from_args,
 )
-from extractor.config import DEFAULT_ENTITIES
 from extractor.core.budget import BudgetPolicy, available, plan, used
 from extractor.durable import durable_extraction, settings_policy
 from extractor.errors import EXIT_OK
@@ -28,18 +27,7 @@ from extractor.state.ledger import format_when
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_site_arguments(parser)
-    parser.add_argument(
-        "--out", type=Path, default=Path("lake"), metavar="DIR", help="output directory (./lake)"
-    )
-    parser.add_argument(
-        "--entities",
-        metavar="LIST",
-        help=f"comma-separated entities (default: all: {','.join(DEFAULT_ENTITIES)})",
-    )
-    parser.add_argument("--concurrency", type=int, default=3, metavar="N", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--page-size", type=int, default=500, metavar="N", help="items per page (500)"
-    )
+    add_job_arguments(parser)
     add_state_arguments(parser)
 
 
