@@ -201,3 +201,38 @@ async def test_two_processes_share_the_budget_and_the_three_slots(tmp_path: Path
         assert ledger.total <= limit, "together within the budget"
         assert statuses == [0, 3] or statuses == [3, 3], [r[1].decode()[-300:] for r in results]
         assert ledger.tokens_issued <= 2
+
+
+async def test_wait_sleeps_until_the_budget_frees_and_finishes(tmp_path: Path) -> None:
+    out, state = tmp_path / "lake", tmp_path / "state.sqlite3"
+    async with serve(SCHOOL) as running:
+        clock = ManualClock(running.sim.clock.now())
+        needed = minimum_for(running.sim.data)
+        limit = needed * 3 // 5
+        settings = settings_for(
+            running, out, state_path=state, max_requests_per_day=limit, wait=True
+        )
+        quiet = Progress(log_format="text", interval=1e9)
+        with durable_extraction(settings, clock=clock, progress=quiet) as (extraction, _):
+            result = await extraction.run()
+        assert result.complete, result.error
+        assert max(clock.slept) >= DAY - 60, "it waited (on the injected clock) for the window"
+        assert_exact(out, running.sim.data)
+
+
+async def test_a_server_quota_429_stops_the_run_instead_of_retrying_forever(
+    tmp_path: Path,
+) -> None:
+    """The school's other integrations spent the day: our ledger does not know, the
+    server refuses everything with none of our requests in flight."""
+    out, state = tmp_path / "lake", tmp_path / "state.sqlite3"
+    async with serve(SCHOOL) as running:
+        clock = ManualClock(running.sim.clock.now())
+        running.sim.limiter.spend(running.sim.limiter.daily_limit)
+        settings = settings_for(running, out, state_path=state, concurrency=1)
+        quiet = Progress(log_format="text", interval=1e9)
+        with durable_extraction(settings, clock=clock, progress=quiet) as (extraction, _):
+            result = await extraction.run()
+        assert isinstance(result.error, BudgetExhausted)
+        assert "quota" in str(result.error)
+        assert running.sim.ledger.count(status=429) <= 4, "a few 429s, not a retry storm"
