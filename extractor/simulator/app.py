@@ -189,6 +189,12 @@ class Simulator:
             return self._fault_response(fault, request)
         if fault == "truncate":
             return await send_truncated(request, resp), resp.status
+        if fault == "garble" and isinstance(resp.body, bytes):
+            half = len(resp.body) // 2
+            garbled = resp.body[:half] + b"\x00" * (len(resp.body) - half)
+            return web.Response(
+                body=garbled, status=resp.status, content_type=resp.content_type
+            ), resp.status
         if fault == "slow":
             return await send_slowly(request, resp, self.config.slow_seconds), resp.status
         return resp, resp.status

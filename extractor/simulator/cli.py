@@ -146,7 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="P",
-        help="total fault probability spread over 429/500/502/503/reset/truncate",
+        help="total fault probability spread over 429/500/502/503/reset/truncate/garble",
     )
     for kind in FAULT_KINDS:
         faults.add_argument(
@@ -174,6 +174,7 @@ _FAULT_HELP = {
     "503": "answer 503 (gateway HTML)",
     "reset": "close the connection without a response",
     "truncate": "send the full Content-Length but half the body, then close",
+    "garble": "answer 200 with a body of the right length that is not JSON",
     "slow": "dribble the body over --slow-seconds",
 }
 

@@ -15,7 +15,9 @@ from typing import Literal
 from extractor.errors import ConfigError
 
 # The kinds of injected fault, in the order probabilities are laid out on [0, 1).
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "reset", "truncate", "slow")
+FAULT_KINDS: tuple[str, ...] = (
+    "429", "500", "502", "503", "reset", "truncate", "garble", "slow",
+)  # fmt: skip
 
 
 def generate_api_key() -> str:
@@ -51,6 +53,8 @@ class SimConfig:
       ``p_429``, ``p_500``, ``p_502``, ``p_503``: answer with that status instead.
       ``p_reset``: close the connection without a response.
       ``p_truncate``: announce the full Content-Length, send part of the body, close.
+      ``p_garble``: a 200 with the full, announced length whose second half is not JSON
+      (no transport error: only parsing the body can tell).
       ``p_slow``: send the real response, dribbled over ``slow_seconds``.
       ``fault_seed``: seeds the fault and jitter draws (reproducible runs).
       ``fault_routes``: path templates faults apply to (e.g. ``{"/api/v2/students"}``);
@@ -76,6 +80,7 @@ class SimConfig:
     p_503: float = 0.0
     p_reset: float = 0.0
     p_truncate: float = 0.0
+    p_garble: float = 0.0
     p_slow: float = 0.0
     slow_seconds: float = 2.0
     fault_seed: int = 0
