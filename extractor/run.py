@@ -37,6 +37,7 @@ from extractor.config import Settings
 from extractor.core.pages import PageWalk, minimum_requests, pages_needed
 from extractor.core.watermark import Window, compute_window
 from extractor.errors import BudgetExhausted, ExtractorError, SchemaError
+from extractor.http.auth import TokenStore
 from extractor.http.client import ApiClient, CountingBudget, RequestBudget, new_session
 from extractor.http.limiter import Limiter, LocalLimiter
 from extractor.jobs import CheckpointStore, Job, load_or_start_job, mark_done
@@ -193,7 +194,7 @@ class Extraction:
         limiter: Limiter | None = None,
         budget: RequestBudget | None = None,
         store: CheckpointStore | None = None,
-        token_store: Any = None,
+        token_store: TokenStore | None = None,
         schemas_dir: Path | None = None,
     ) -> None:
         self.settings = settings
@@ -215,7 +216,6 @@ class Extraction:
         self._stop: ExtractorError | None = None
         self._interrupted = False
         self.request_seconds: list[float] = []  # plan: observed request durations
-        self.token_requests = 0
         self.requests_sent = 0
 
     # -- set-up ---------------------------------------------------------------------------
@@ -655,7 +655,6 @@ class Extraction:
                 plans[OPTIONS_ENTITY] = EntityPlan(
                     OPTIONS_ENTITY, count, count, left_options, "one request per lookup"
                 )
-            self.token_requests = client.auth.fetches
         self.requests_sent = self.counting.sent
         return plans
 

@@ -109,6 +109,14 @@ def print_status(store: StateStore, policy: BudgetPolicy, path: Path, stream: Te
         for c in checkpoints:
             if c.scope == job.scope and c.entity != JOB_KEY:
                 lines.append(_checkpoint_line(c.entity, c.data))
+    watermarks = store.list_watermarks()
+    if watermarks:
+        lines.append("")
+        lines.append(
+            "watermarks (the next incremental run asks for changes from here, minus the lookback):"
+        )
+        for w in watermarks:
+            lines.append(f"  {w.entity:<16} {w.value:%Y-%m-%d %H:%M:%S} UTC  ({w.scope})")
     runs = store.recent_runs(5)
     lines.append("")
     lines.append("last runs:" if runs else "last runs: none")
