@@ -154,6 +154,7 @@ class Settings:
     budget_window: str = "rolling"
     wait: bool = False
     lookback: timedelta = timedelta(hours=1)
+    details: tuple[str, ...] = ()  # entities whose records get their detail endpoint too
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:

@@ -36,7 +36,7 @@ from extractor.clock import Clock, SystemClock
 from extractor.config import Settings
 from extractor.core.pages import PageWalk, minimum_requests, pages_needed
 from extractor.core.watermark import Window, compute_window
-from extractor.errors import BudgetExhausted, ExtractorError, SchemaError
+from extractor.errors import ApiError, BudgetExhausted, ExtractorError, SchemaError
 from extractor.http.auth import TokenStore
 from extractor.http.client import ApiClient, CountingBudget, RequestBudget, new_session
 from extractor.http.limiter import Limiter, LocalLimiter
@@ -52,11 +52,19 @@ from extractor.sink.parquet import (
     current_version,
     publish_version,
 )
-from extractor.sink.snapshot import DELETED_AT, EXTRACTED_AT, TIMESTAMP, merge_snapshot
+from extractor.sink.snapshot import (
+    DELETED_AT,
+    DETAIL_FETCHED_AT,
+    EXTRACTED_AT,
+    TIMESTAMP,
+    merge_snapshot,
+    pending_details,
+)
 from extractor.sink.spool import Spool
 from extractor.walks import (
     WORK_FORMAT,
     Converted,
+    DetailWork,
     OptionsWork,
     PagedWork,
     Work,
@@ -67,6 +75,7 @@ from extractor.walks import (
 BATCH_PAGES = 16  # most pages converted together (conversion is faster in batches)
 QUEUE_PAGES = 24  # fetched bodies waiting per entity before fetchers pause (flat memory)
 OPTIONS_ENTITY = "lookup-options"
+DETAILS_SUFFIX = ":details"  # the detail enrichment of an entity, e.g. "students:details"
 WALKING, PUBLISHED = "walking", "published"
 MALFORMED_RETRIES = 3  # fetches of one page whose body is not JSON before giving up
 _EMPTY_PAGE = b'{"PageSize":0,"PageNumber":1,"Total":0,"NumberOfPages":0,"Items":[]}'
@@ -172,6 +181,7 @@ class _Entity:
         self.finished = False
         self.malformed: dict[int, int] = {}  # key -> bodies that were not valid JSON
         self.phase = WALKING  # WALKING, then PUBLISHED once the merged snapshot is swapped in
+        self.target = name  # the dataset it writes to (details write to their entity's)
 
     def wake(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its sink anyway
@@ -263,6 +273,40 @@ class Extraction:
         ):
             # The lookups were published by an earlier run of this job: read their Ids.
             self._learn_lookup_ids_from(options, self.settings.out_dir / "lookups")
+        for name in self.settings.details:
+            if name in self.settings.entities:
+                details = self._detail_entity(name)
+                self._entities[details.name] = details
+                self.progress.entity(details.name)
+                if name not in self._entities:  # its list is done: the queue is known now
+                    self._queue_details(name)
+
+    def _detail_entity(self, name: str) -> _Entity:
+        """``name``'s detail enrichment: outside the job (its queue is derived from the
+        snapshot), with its own checkpoint of committed parts and 404s."""
+        key = f"{name}{DETAILS_SUFFIX}"
+        saved = self.store.load_checkpoint(self.scope, key) if self.store else None
+        schema = self._schema(name)
+        if saved is not None and saved.get("format") == WORK_FORMAT:
+            version = str(saved["version"])
+            committed = parts_from_json(saved.get("parts", []))
+            work: Work = DetailWork.restore(schema, saved)
+        else:
+            version, committed, work = f"{self.run_id}-details", [], DetailWork(schema)
+        output = EntityOutput(self.settings.out_dir, name, version, committed=committed)
+        spool = Spool(self.settings.out_dir, name, version, prefix=work.spool_prefix)
+        entity = _Entity(key, work, output, spool, version)
+        entity.target = name
+        self._save(entity)
+        return entity
+
+    def _queue_details(self, name: str) -> None:
+        """The records of ``name``'s snapshot whose details are pending."""
+        details = self._entities.get(f"{name}{DETAILS_SUFFIX}")
+        if details is None or not isinstance(details.work, DetailWork):
+            return
+        details.work.set_ids(pending_details(self.settings.out_dir, name))
+        details.wake()
 
     def _entity(self, name: str, job: Job) -> _Entity:
         schema = self._schema(name)
@@ -374,6 +418,15 @@ class Extraction:
             body = await client.get(path, params, keep=keep)
             entity.result.requests += 1
             self.progress.requests = self.counting.sent
+        except ApiError as exc:
+            entity.unreceived -= 1
+            if exc.status == 404 and isinstance(entity.work, DetailWork):
+                entity.work.forget(key)  # gone between the list and its details
+                self._save(entity)
+                return
+            entity.work.release(key)
+            self._halt(entity, exc)
+            return
         except ExtractorError as exc:
             entity.unreceived -= 1
             entity.work.release(key)
@@ -458,6 +511,13 @@ class Extraction:
         for key, batch in converted.rows:
             rows += batch.num_rows
             stamped = _with_metadata(batch, self.started_at)
+            if isinstance(entity.work, DetailWork):
+                fetched = pa.repeat(pa.scalar(self.started_at, TIMESTAMP), stamped.num_rows)
+                stamped = stamped.append_column(pa.field(DETAIL_FETCHED_AT, TIMESTAMP), fetched)
+            elif entity.name in self.settings.details:
+                # List rows of an enriched entity: their details are pending, and say so.
+                pending = pa.nulls(stamped.num_rows, TIMESTAMP)
+                stamped = stamped.append_column(pa.field(DETAIL_FETCHED_AT, TIMESTAMP), pending)
             committed += await asyncio.to_thread(entity.output.write, stamped, [key])
         entity.spool.drop(converted.dropped)
         entity.result.refetched_pages += converted.refetch
@@ -515,6 +575,9 @@ class Extraction:
             entity.result.total = work.walk.total
             entity.result.total_changes = work.walk.total_changes
             entity.result.remaining = work.walk.remaining_requests
+        elif isinstance(work, DetailWork):
+            entity.result.total = work.known_total
+            entity.result.remaining = None if work.ids is None else len(work.ids)
         elif work.ids is not None:
             entity.result.total = len(work.ids)
             entity.result.remaining = len([i for i in work.ids if i not in work.done])
@@ -522,7 +585,12 @@ class Extraction:
             entity.result.status = "failed" if entity.failed else "stopped"
             self.progress.entity(entity.name).state = entity.result.status
             return
-        if entity.output.rows == 0:
+        details = isinstance(work, DetailWork)
+        gone = sorted(work.gone) if isinstance(work, DetailWork) else []
+        unchanged = details and entity.output.rows == 0 and not gone
+        if unchanged:
+            pass  # no detail fetched, none gone: the snapshot stays as it is
+        elif entity.output.rows == 0:
             # An empty delta still gets a file: the merge finds its columns.
             empty = await asyncio.to_thread(work.converter.convert_pages, [_EMPTY_PAGE])
             schema = _with_metadata(empty.record_batch).schema
@@ -531,13 +599,16 @@ class Extraction:
         if entity.name == "lookups":
             self._learn_lookup_ids(entity)
         out = self.settings.out_dir
-        if entity.phase != PUBLISHED:
-            full = not isinstance(work, PagedWork) or work.window.is_full
+        if entity.phase != PUBLISHED and not unchanged:
+            full = isinstance(work, OptionsWork) or (
+                isinstance(work, PagedWork) and work.window.is_full
+            )
+            version = f"{self.run_id}-details" if details else self.run_id
             stats = await asyncio.to_thread(
-                merge_snapshot, out, entity.name, entity.output.staging, self.run_id,
-                full=full, now=self.started_at,
+                merge_snapshot, out, entity.target, entity.output.staging, version,
+                full=full, now=self.started_at, gone=gone,
             )  # fmt: skip
-            await asyncio.to_thread(publish_version, out, entity.name, self.run_id)
+            await asyncio.to_thread(publish_version, out, entity.target, version)
             entity.result.inserted, entity.result.updated = stats.inserted, stats.updated
             entity.result.deleted, entity.result.duplicates_removed = (
                 stats.deleted,
@@ -549,16 +620,20 @@ class Extraction:
             entity.phase = PUBLISHED
             self._save(entity)
         await asyncio.to_thread(
-            append_changes, out, entity.name, entity.output.staging, entity.version, self.started_at
-        )
+            append_changes, out, entity.target, entity.output.staging, entity.version,
+            self.started_at,
+        )  # fmt: skip
         entity.finished = True
         assert self.job is not None
-        mark_done(self.store, self.scope, self.job, entity.name)
+        if not details:
+            mark_done(self.store, self.scope, self.job, entity.name)
         if self.store is not None:
             self.store.delete_checkpoint(self.scope, entity.name)
         entity.spool.remove()
         entity.output.remove()
-        snapshot = out / entity.name
+        if isinstance(work, PagedWork):
+            self._queue_details(entity.name)  # its details are fetched after its list
+        snapshot = out / entity.target
         entity.result.files = sorted(str(p.relative_to(out)) for p in snapshot.glob("*.parquet"))
         entity.result.remaining = 0
         entity.result.status = "complete"

@@ -230,4 +230,97 @@ class OptionsWork:
         )
 
 
-Work = PagedWork | OptionsWork
+class DetailWork:
+    """Each pending record's detail endpoint, ``{path}/{Id}``: one request per record.
+
+    The queue is derived, not stored: the Ids of the entity's snapshot whose details are
+    pending (``_detail_fetched_at`` null), less those already fetched into committed parts
+    or spooled. A 404 means the record is gone: it is remembered and marked deleted.
+    """
+
+    kind = "details"
+    spool_prefix = "d"
+
+    def __init__(
+        self,
+        schema: EntitySchema,
+        ids: list[int] | None = None,
+        done: set[int] | None = None,
+        gone: set[int] | None = None,
+    ) -> None:
+        self.schema = schema
+        self.converter = Converter(schema, detail=True)
+        self.ids = ids  # None until the entity's list rows are published this run
+        self.done: set[int] = done or set()  # in a committed part
+        self.gone: set[int] = gone or set()  # answered 404
+        self._claimed: set[int] = set()
+        self._received: set[int] = set()
+
+    def set_ids(self, ids: Sequence[int]) -> None:
+        self.ids = [i for i in dict.fromkeys(ids) if i not in self.done and i not in self.gone]
+
+    def claim(self) -> int | None:
+        if self.ids is None:
+            return None
+        while self.ids:
+            candidate = self.ids[-1]
+            if candidate in self._claimed or candidate in self._received:
+                self.ids.pop()
+                continue
+            self.ids.pop()
+            self._claimed.add(candidate)
+            return candidate
+        return None
+
+    def release(self, key: int) -> None:
+        if key in self._claimed:
+            self._claimed.discard(key)
+            if self.ids is not None:
+                self.ids.append(key)
+
+    def forget(self, key: int) -> None:
+        """The record is gone (404): no row, no retry."""
+        self._claimed.discard(key)
+        self.gone.add(key)
+
+    def request(self, key: int) -> tuple[str, dict[str, str | int]]:
+        return f"{self.schema.path}/{key}", {}
+
+    def fetched_all(self) -> bool:
+        return self.ids is not None and not self.ids and not self._claimed
+
+    @property
+    def known_total(self) -> int | None:
+        if self.ids is None:
+            return None
+        return len(self.ids) + len(self._claimed) + len(self._received) + len(self.done)
+
+    def convert(self, bodies: Sequence[tuple[int, bytes]]) -> Converted:
+        report = self.converter.convert_objects([b for _, b in bodies])
+        out = Converted(reports=[report])
+        for row, (key, _) in enumerate(bodies):
+            self._claimed.discard(key)
+            self._received.add(key)
+            out.rows.append((key, report.record_batch.slice(row, 1)))
+        return out
+
+    def committed(self, part: CommittedPart) -> None:
+        self.done.update(part.keys)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "done": [list(r) for r in to_ranges(self.done)],
+            "gone": sorted(self.gone),
+        }
+
+    @classmethod
+    def restore(cls, schema: EntitySchema, data: dict[str, Any]) -> DetailWork:
+        return cls(
+            schema,
+            None,
+            from_ranges(data.get("done") or []),
+            {int(i) for i in data.get("gone") or []},
+        )
+
+
+Work = PagedWork | OptionsWork | DetailWork

@@ -38,6 +38,7 @@ from extractor.errors import (
 )
 from extractor.manifest import manifest_dict, write_manifest
 from extractor.progress import Progress
+from extractor.records.schema import load_schemas
 from extractor.run import RunResult
 
 
@@ -134,6 +135,12 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         help="walk every row (a full dump: marks deletions, refreshes lookup options)",
     )
     parser.add_argument(
+        "--details",
+        metavar="LIST",
+        help="entities whose records also get their detail endpoint (one request per new "
+        'or changed record; default: those schemas/ marks "details": true)',
+    )
+    parser.add_argument(
         "--lookback",
         type=parse_duration,
         default=timedelta(hours=1),
@@ -176,7 +183,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         budget_window=args.budget_window,
         wait=getattr(args, "wait", False),
         lookback=getattr(args, "lookback", timedelta(hours=1)),
+        details=details_from_args(getattr(args, "details", None)),
     )
+
+
+def details_from_args(text: str | None) -> tuple[str, ...]:
+    """``--details``, or the entities schemas/ marks for detail enrichment."""
+    if text is not None:
+        return parse_entities(text) if text.strip() else ()
+    schemas = load_schemas()
+    return tuple(name for name in DEFAULT_ENTITIES if schemas[name].details)
 
 
 def print_summary(result: RunResult, stream: TextIO) -> None:

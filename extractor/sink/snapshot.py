@@ -33,6 +33,8 @@ from extractor.sink.parquet import VERSIONS_DIR, PartWriter, current_version
 
 EXTRACTED_AT = "_extracted_at"
 DELETED_AT = "_deleted_at"
+DETAIL_FETCHED_AT = "_detail_fetched_at"
+MODIFY_DATE = "ModifyDate"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 BATCH_ROWS = 65_536
 ROWS_PER_FILE = 8 * BATCH_ROWS
@@ -62,6 +64,37 @@ def _ids(paths: Sequence[Path], key: str) -> list[pa.Array]:
         column = pq.read_table(path, columns=[key]).column(key)
         out.append(column.combine_chunks() if column.num_chunks else pa.array([], pa.int64()))
     return out
+
+
+def _modify_dates(paths: Sequence[Path], key: str) -> pa.Table:
+    """(Id, ModifyDate) of the delta, for telling a re-read from a change."""
+    tables = [
+        pq.read_table(p, columns=[key, MODIFY_DATE])
+        for p in paths
+        if MODIFY_DATE in pq.read_schema(p).names
+    ]
+    if not tables:
+        return pa.table({key: pa.array([], pa.int64()), "_delta_modify": pa.array([], TIMESTAMP)})
+    table = pa.concat_tables(tables)
+    return table.rename_columns([key, "_delta_modify"])
+
+
+def _same_detailed(batch: pa.RecordBatch, versions: pa.Table, key: str) -> pa.Array:
+    """Ids of ``batch``'s detailed rows that the delta brings again unchanged."""
+    if MODIFY_DATE not in batch.schema.names:
+        return pa.array([], pa.int64())
+    old = pa.table(
+        {
+            key: batch.column(batch.schema.get_field_index(key)),
+            "_old_modify": batch.column(batch.schema.get_field_index(MODIFY_DATE)),
+            "_detailed": pc.is_valid(batch.column(batch.schema.get_field_index(DETAIL_FETCHED_AT))),
+        }
+    ).filter(pc.field("_detailed"))
+    if old.num_rows == 0 or versions.num_rows == 0:
+        return pa.array([], pa.int64())
+    joined = old.join(versions, key)
+    same = joined.filter(pc.equal(joined.column("_old_modify"), joined.column("_delta_modify")))
+    return same.column(key).combine_chunks()
 
 
 def _has_duplicates(ids: pa.Array) -> bool:
@@ -97,12 +130,16 @@ def _schema(sources: Sequence[Path]) -> pa.Schema:
         for f in schema:
             if f.name not in fields:
                 fields[f.name] = f.with_nullable(True)
-    for name in (EXTRACTED_AT, DELETED_AT):
+    detailed = DETAIL_FETCHED_AT in fields
+    for name in (EXTRACTED_AT, DELETED_AT, DETAIL_FETCHED_AT):
         fields.pop(name, None)
     ordered = [f for n, f in fields.items() if n != "_raw"]
     if "_raw" in fields:
         ordered.append(fields["_raw"])
-    return pa.schema([*ordered, pa.field(EXTRACTED_AT, TIMESTAMP), pa.field(DELETED_AT, TIMESTAMP)])
+    metadata = [pa.field(EXTRACTED_AT, TIMESTAMP), pa.field(DELETED_AT, TIMESTAMP)]
+    if detailed:
+        metadata.append(pa.field(DETAIL_FETCHED_AT, TIMESTAMP))
+    return pa.schema([*ordered, *metadata])
 
 
 def _align(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -159,10 +196,16 @@ def merge_snapshot(
     full: bool,
     now: datetime,
     key: str = "Id",
+    gone: Sequence[int] = (),
 ) -> MergeStats:
     """Write the merge of the current snapshot of ``entity`` and ``delta_dir`` as version
     ``new_version`` (not yet published). ``full``: the delta is a whole walk, so Ids it
-    lacks were deleted at the source."""
+    lacks were deleted at the source. ``gone``: Ids known deleted (a detail request
+    answered 404), marked ``_deleted_at``.
+
+    A row that already has its details (``_detail_fetched_at``) is kept when the delta
+    brings the same Id with the same ModifyDate (a list re-read, e.g. by the lookback):
+    the record did not change, so its details stay and are not fetched again."""
     target = out_dir / VERSIONS_DIR / entity / new_version
     shutil.rmtree(target, ignore_errors=True)  # debris of an interrupted merge
     target.mkdir(parents=True)
@@ -189,22 +232,37 @@ def merge_snapshot(
         return MergeStats(rows, rows, 0, 0, 0, 0)
     masks = _last_copy_masks(delta_ids)
     delta_set = pc.unique(every)
+    versions = _modify_dates(delta_parts, key) if DETAIL_FETCHED_AT in schema.names else None
+    gone_set = pa.array(sorted(set(gone)), pa.int64())
+    unchanged: list[pa.Array] = []  # Ids whose detailed old row is kept over the delta's
     writer = _Writer(target, schema)
     carried = deleted = replaced = 0
     stamp = pa.scalar(now, TIMESTAMP)
     for path in old_parts:
         for batch in _batches(path):
-            ids = batch.column(batch.schema.get_field_index(key))
+            batch = _align(batch, schema)
+            ids = batch.column(schema.get_field_index(key))
             in_delta = pc.fill_null(pc.is_in(ids, value_set=delta_set), False)
+            if versions is not None:
+                same = _same_detailed(batch, versions, key)
+                unchanged.append(same)
+                in_delta = pc.and_(in_delta, pc.invert(pc.is_in(ids, value_set=same)))
             replaced += pc.sum(pc.cast(in_delta, pa.int64())).as_py() or 0
-            kept = _align(batch.filter(pc.invert(in_delta)), schema)
-            if full and kept.num_rows:
-                gone = kept.column(schema.get_field_index(DELETED_AT))
-                deleted += gone.null_count
-                marked = pc.coalesce(gone, stamp)
-                kept = kept.set_column(schema.get_field_index(DELETED_AT), DELETED_AT, marked)
+            kept = batch.filter(pc.invert(in_delta))
+            kept_ids = kept.column(schema.get_field_index(key))
+            dead = pc.fill_null(pc.is_in(kept_ids, value_set=gone_set), False)
+            if full:  # a whole walk that did not bring an Id: it is gone at the source
+                absent = pc.invert(pc.fill_null(pc.is_in(kept_ids, value_set=delta_set), False))
+                dead = pc.or_(dead, absent)
+            if kept.num_rows and pc.any(dead).as_py():
+                index = schema.get_field_index(DELETED_AT)
+                was = kept.column(index)
+                deleted += pc.sum(pc.cast(pc.and_(dead, pc.is_null(was)), pa.int64())).as_py() or 0
+                marked = pc.if_else(pc.and_(dead, pc.is_null(was)), stamp, was)
+                kept = kept.set_column(index, DELETED_AT, marked)
             carried += kept.num_rows
             writer.write(kept)
+    keep_old = pa.concat_arrays(unchanged) if unchanged else pa.array([], pa.int64())
     duplicates = 0
     for path, mask in zip(delta_parts, masks, strict=True):
         offset = 0
@@ -213,6 +271,11 @@ def merge_snapshot(
             offset += batch.num_rows
             kept = batch.filter(part_mask)
             duplicates += batch.num_rows - kept.num_rows
+            if len(keep_old):
+                ids = kept.column(kept.schema.get_field_index(key))
+                kept = kept.filter(
+                    pc.invert(pc.fill_null(pc.is_in(ids, value_set=keep_old), False))
+                )
             writer.write(_align(kept, schema))
     writer.close()
     fresh = len(delta_set)
@@ -224,3 +287,25 @@ def merge_snapshot(
         deleted=deleted,
         duplicates=duplicates,
     )
+
+
+def pending_details(out_dir: Path, entity: str) -> list[int]:
+    """Ids of ``entity``'s snapshot whose details are pending: not fetched yet, or the
+    record changed since (a list merge replaced the row), and not deleted. Reads three
+    columns, never the rows."""
+    version = current_version(out_dir, entity)
+    if version is None:
+        return []
+    ids: list[int] = []
+    for path in _parts(out_dir / VERSIONS_DIR / entity / version):
+        names = pq.read_schema(path).names
+        columns = [c for c in ("Id", DETAIL_FETCHED_AT, DELETED_AT) if c in names]
+        table = pq.read_table(path, columns=columns)
+        live = pc.is_null(table.column(DELETED_AT)) if DELETED_AT in names else None
+        if DETAIL_FETCHED_AT in names:
+            todo = pc.is_null(table.column(DETAIL_FETCHED_AT))
+            live = todo if live is None else pc.and_(live, todo)
+        if live is not None:
+            table = table.filter(live)
+        ids += [int(v) for v in table.column("Id").to_pylist() if v is not None]
+    return ids
