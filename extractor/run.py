@@ -730,8 +730,24 @@ class Extraction:
                 plans[OPTIONS_ENTITY] = EntityPlan(
                     OPTIONS_ENTITY, count, count, left_options, "one request per lookup"
                 )
+            for entity in self._entities.values():
+                if isinstance(entity.work, DetailWork):
+                    plans[entity.name] = self._detail_plan(entity, plans.get(entity.target))
         self.requests_sent = self.counting.sent
         return plans
+
+    def _detail_plan(self, entity: _Entity, listed: EntityPlan | None) -> EntityPlan:
+        """The detail backlog: records of the snapshot still pending, plus (at most) every
+        record this run's list window brings, less what is fetched but not merged yet."""
+        assert isinstance(entity.work, DetailWork)
+        backlog = set(pending_details(self.settings.out_dir, entity.target))
+        backlog -= entity.work.done | entity.work.gone | set(entity.spool.keys())
+        window = listed.total or 0 if listed is not None else 0
+        left = len(backlog) + window
+        note = "one request per new or changed record"
+        if window:
+            note += f" (at most; {window} in this run's list window)"
+        return EntityPlan(entity.name, len(backlog) + window, None, left, note)
 
     async def run(self) -> RunResult:
         """Run the job's pending entities; API and data trouble ends up in the result

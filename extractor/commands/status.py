@@ -12,15 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from extractor.config import DEFAULT_DAILY_LIMIT
+import pyarrow.parquet as pq
+
+from extractor.config import DEFAULT_DAILY_LIMIT, DEFAULT_ENTITIES
 from extractor.core.budget import DAY, BudgetPolicy, available, next_free_at, used
 from extractor.core.pages import from_ranges
 from extractor.durable import budget_policy, state_path
 from extractor.errors import EXIT_OK, ConfigError
 from extractor.http.auth import TOKEN_LIFETIME
 from extractor.jobs import JOB_KEY
+from extractor.sink.parquet import VERSIONS_DIR, current_version
+from extractor.sink.snapshot import DETAIL_FETCHED_AT, pending_details
+from extractor.sink.spool import SPOOL_DIR
 from extractor.state.ledger import format_when
-from extractor.state.store import StateStore
+from extractor.state.store import CheckpointRow, StateStore, WatermarkRow
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +71,40 @@ def _checkpoint_line(entity: str, data: dict[str, Any]) -> str:
         if total is not None:
             progress += f" (Total {total})"
     return f"  {entity:<16} {progress}, {rows} rows in {len(parts)} part(s), version {version}"
+
+
+def _detail_backlog(
+    checkpoints: list[CheckpointRow], watermarks: list[WatermarkRow], policy: BudgetPolicy
+) -> list[str]:
+    """Records whose details are pending, per enriched snapshot (read from the Parquet
+    snapshot itself: no request), in requests and in days of budget."""
+    scopes = sorted({c.scope for c in checkpoints} | {w.scope for w in watermarks})
+    lines: list[str] = []
+    for scope in scopes:
+        out = Path(scope)
+        for entity in DEFAULT_ENTITIES:
+            version = current_version(out, entity)
+            if version is None:
+                continue
+            parts = sorted((out / VERSIONS_DIR / entity / version).glob("*.parquet"))
+            if not parts or DETAIL_FETCHED_AT not in pq.read_schema(parts[0]).names:
+                continue
+            fetched: set[int] = set()  # fetched already, waiting to be merged
+            for c in checkpoints:
+                if c.scope == scope and c.entity == f"{entity}:details":
+                    fetched |= from_ranges(c.data.get("done") or [])
+                    fetched |= {int(i) for i in c.data.get("gone") or []}
+                    spool = out / SPOOL_DIR / entity / str(c.data.get("version"))
+                    fetched |= {
+                        int(p.stem[1:]) for p in spool.glob("d*.json") if p.stem[1:].isdigit()
+                    }
+            pending = len(set(pending_details(out, entity)) - fetched)
+            days = -(-pending // policy.capacity) if pending else 0
+            lines.append(
+                f"  {entity:<16} {pending} records' details pending: {pending} requests, "
+                f"about {days} day(s) of budget  ({scope})"
+            )
+    return ["", "detail backlog:", *lines] if lines else []
 
 
 def print_status(store: StateStore, policy: BudgetPolicy, path: Path, stream: TextIO) -> None:
@@ -117,6 +156,7 @@ def print_status(store: StateStore, policy: BudgetPolicy, path: Path, stream: Te
         )
         for w in watermarks:
             lines.append(f"  {w.entity:<16} {w.value:%Y-%m-%d %H:%M:%S} UTC  ({w.scope})")
+    lines += _detail_backlog(checkpoints, watermarks, policy)
     runs = store.recent_runs(5)
     lines.append("")
     lines.append("last runs:" if runs else "last runs: none")
