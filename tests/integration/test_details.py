@@ -62,6 +62,19 @@ async def test_enrichment_costs_one_request_per_new_or_changed_record(tmp_path: 
     out = tmp_path / "lake"
     async with serve(SCHOOL) as running:
         sim = running.sim
+        plan = await run_cli(
+            ["plan", "--site", "testschool", "--base-url", running.base_url,
+             "--out", str(tmp_path / "plan-lake"), "--state", str(tmp_path / "plan.sqlite3"),
+             "--entities", ",".join(ENTITIES), "--details", "students"],
+            cli_env(running),
+        )  # fmt: skip
+        assert plan.status == 0, plan.stderr
+        n = sim.data.count("students")
+        assert "students:details" in plan.stdout
+        assert f"{n} in this run's list window" in plan.stdout
+        assert "days needed: 1" in plan.stdout
+        sim.ledger.total = 0  # count the extraction's requests alone below
+        sim.ledger.details.clear()
         clock = ManualClock(sim.clock.now())
         first = await run_once(running, out, clock)
         assert first.complete, first.error
@@ -124,7 +137,17 @@ async def test_a_budget_stop_mid_enrichment_resumes_in_the_next_window(tmp_path:
         # Pending records are present with their list fields, and say so.
         table = read_entity(out, "students")
         assert table.num_rows == n
-        assert table.filter(pc.is_null(table.column("_detail_fetched_at"))).num_rows > 0
+        pending = table.filter(pc.is_null(table.column("_detail_fetched_at"))).num_rows
+        assert pending > 0
+        state = out.parent / "state.sqlite3"
+        status = await run_cli(
+            ["status", "--site", "testschool", "--state", str(state),
+             "--max-requests-per-day", str(limit)],
+            cli_env(running),
+        )  # fmt: skip
+        left = first.entities["students:details"].remaining
+        assert f"students         {left} records' details pending: {left} requests" in status.stdout
+        assert "day(s) of budget" in status.stdout
         clock.advance(DAY)
         second = await run_once(running, out, clock, max_requests_per_day=limit)
         assert second.complete, second.error
