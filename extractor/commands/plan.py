@@ -12,12 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from extractor.commands.extract import (
-    add_job_arguments,
-    add_site_arguments,
-    add_state_arguments,
-    settings_from_args,
-)
+from extractor.commands.extract import settings_from_args
+from extractor.commands.options import add_job_arguments, add_site_arguments, add_state_arguments
 from extractor.core.budget import BudgetPolicy, available, plan, used
 from extractor.durable import durable_extraction, settings_policy
 from extractor.errors import EXIT_OK

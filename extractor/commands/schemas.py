@@ -16,7 +16,8 @@ from typing import TextIO
 
 import orjson
 
-from extractor.commands.extract import add_site_arguments, add_state_arguments, settings_from_args
+from extractor.commands.extract import settings_from_args
+from extractor.commands.options import add_site_arguments, add_state_arguments
 from extractor.config import DEFAULT_ENTITIES
 from extractor.durable import durable_client
 from extractor.errors import EXIT_OK

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 import pyarrow.parquet as pq
 
-from extractor.config import DEFAULT_DAILY_LIMIT, DEFAULT_ENTITIES
+from extractor.commands.options import add_state_arguments
+from extractor.config import DEFAULT_ENTITIES
 from extractor.core.budget import DAY, BudgetPolicy, available, next_free_at, used
 from extractor.core.pages import from_ranges
 from extractor.durable import budget_policy, state_path
@@ -30,21 +31,7 @@ from extractor.state.store import CheckpointRow, StateStore, WatermarkRow
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", required=True, help="the school's 12Twenty subdomain")
-    parser.add_argument(
-        "--state",
-        type=Path,
-        metavar="PATH",
-        help="state database (default $XDG_STATE_HOME/twelvetwenty/SITE.sqlite3)",
-    )
-    parser.add_argument(
-        "--max-requests-per-day", type=int, default=DEFAULT_DAILY_LIMIT, metavar="N",
-        help=f"the school's daily request limit (default {DEFAULT_DAILY_LIMIT})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--reserve", type=int, default=0, metavar="N",
-        help="requests per day left for the school's other integrations (default 0)",
-    )  # fmt: skip
-    parser.add_argument("--budget-window", choices=("rolling", "utc-day"), default="rolling")
+    add_state_arguments(parser)
 
 
 def _ago(delta_seconds: float) -> str:
