@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from extractor.errors import redact
-from extractor.run import RunResult
+from extractor.results import RunResult
 
 RUNS_DIR = "_runs"
 

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import random
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from extractor.jobs import CheckpointStore, Job, load_or_start_job, mark_done
 from extractor.progress import Progress
 from extractor.records.convert import MalformedPageError
 from extractor.records.schema import EntitySchema, load_schemas
+from extractor.results import EntityPlan, EntityResult, RunResult
 from extractor.sink.changelog import append_changes
 from extractor.sink.parquet import (
     CommittedPart,
@@ -79,67 +79,6 @@ DETAILS_SUFFIX = ":details"  # the detail enrichment of an entity, e.g. "student
 WALKING, PUBLISHED = "walking", "published"
 MALFORMED_RETRIES = 3  # fetches of one page whose body is not JSON before giving up
 _EMPTY_PAGE = b'{"PageSize":0,"PageNumber":1,"Total":0,"NumberOfPages":0,"Items":[]}'
-
-
-@dataclass
-class EntityResult:
-    """What happened to one entity in this run."""
-
-    name: str
-    total: int | None = None
-    pages: int = 0
-    rows: int = 0
-    files: list[str] = field(default_factory=list)
-    requests: int = 0
-    recovered: int = 0  # bodies replayed from the spool instead of fetched
-    refetched_pages: int = 0
-    duplicates_removed: int = 0
-    inserted: int = 0  # Ids new to the snapshot
-    updated: int = 0  # Ids whose row the snapshot replaced
-    deleted: int = 0  # rows newly marked _deleted_at (full walks only)
-    snapshot_rows: int | None = None
-    total_changes: int = 0
-    remaining: int | None = None  # requests still needed when the run stopped
-    problems: dict[str, int] = field(default_factory=dict)
-    unknown_fields: list[str] = field(default_factory=list)
-    status: str = "pending"  # complete, stopped, failed
-    error: str | None = None
-
-
-@dataclass
-class RunResult:
-    """The outcome of :meth:`Extraction.run`."""
-
-    run_id: str
-    job_id: str
-    resumed: bool
-    started_at: datetime
-    finished_at: datetime
-    elapsed: float
-    requests: int
-    minimum_requests: int
-    entities: dict[str, EntityResult]
-    error: ExtractorError | None = None
-    interrupted: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return (
-            self.error is None
-            and not self.interrupted
-            and all(e.status == "complete" for e in self.entities.values())
-        )
-
-
-@dataclass(frozen=True)
-class EntityPlan:
-    """What an entity of the job still needs (``plan``)."""
-
-    name: str
-    total: int | None  # items (or lookups, for lookup options); None if unknown
-    pages: int | None  # requests a whole walk takes
-    left: int | None  # requests still needed
-    window: str = "full walk"  # or "changes since ..." for an incremental window
 
 
 def _with_metadata(batch: pa.RecordBatch, when: datetime | None = None) -> pa.RecordBatch:

@@ -39,7 +39,7 @@ from extractor.errors import (
 from extractor.manifest import manifest_dict, write_manifest
 from extractor.progress import Progress
 from extractor.records.schema import load_schemas
-from extractor.run import RunResult
+from extractor.results import RunResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from extractor.commands.options import add_job_arguments, add_site_arguments, ad
 from extractor.core.budget import BudgetPolicy, available, plan, used
 from extractor.durable import durable_extraction, settings_policy
 from extractor.errors import EXIT_OK
-from extractor.run import EntityPlan
+from extractor.results import EntityPlan
 from extractor.state.ledger import format_when
 
 

@@ -18,7 +18,8 @@ from extractor.clock import ManualClock
 from extractor.config import Secret, Settings
 from extractor.progress import Progress
 from extractor.records.schema import load_schemas
-from extractor.run import Extraction, RunResult
+from extractor.results import RunResult
+from extractor.run import Extraction
 from extractor.simulator.data import SchoolData
 from extractor.simulator.server import RunningSimulator
 

@@ -20,7 +20,7 @@ from extractor.durable import durable_extraction
 from extractor.errors import BudgetExhausted
 from extractor.progress import Progress
 from extractor.records.schema import load_schemas
-from extractor.run import RunResult
+from extractor.results import RunResult
 from extractor.simulator.config import SimConfig
 from extractor.simulator.server import RunningSimulator, serve
 

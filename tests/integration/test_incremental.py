@@ -26,7 +26,7 @@ from extractor.clock import ManualClock
 from extractor.config import DEFAULT_ENTITIES
 from extractor.durable import durable_extraction
 from extractor.progress import Progress
-from extractor.run import RunResult
+from extractor.results import RunResult
 from extractor.simulator.config import SimConfig
 from extractor.simulator.server import RunningSimulator, serve
 
