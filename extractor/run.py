@@ -362,6 +362,7 @@ class Extraction:
             if exc.status == 404 and isinstance(entity.work, DetailWork):
                 entity.work.forget(key)  # gone between the list and its details
                 self._save(entity)
+                entity.wake()  # no body will reach the sink: let it re-check its work
                 return
             entity.work.release(key)
             self._halt(entity, exc)

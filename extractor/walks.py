@@ -257,20 +257,18 @@ class DetailWork:
         self._received: set[int] = set()
 
     def set_ids(self, ids: Sequence[int]) -> None:
-        self.ids = [i for i in dict.fromkeys(ids) if i not in self.done and i not in self.gone]
+        """The pending Ids, less those already fetched (committed, spooled and replayed,
+        in flight, or gone): what is left is exactly what still needs a request, so
+        :meth:`fetched_all` is true as soon as nothing does."""
+        taken = self.done | self.gone | self._received | self._claimed
+        self.ids = [i for i in dict.fromkeys(ids) if i not in taken]
 
     def claim(self) -> int | None:
-        if self.ids is None:
+        if not self.ids:
             return None
-        while self.ids:
-            candidate = self.ids[-1]
-            if candidate in self._claimed or candidate in self._received:
-                self.ids.pop()
-                continue
-            self.ids.pop()
-            self._claimed.add(candidate)
-            return candidate
-        return None
+        candidate = self.ids.pop()
+        self._claimed.add(candidate)
+        return candidate
 
     def release(self, key: int) -> None:
         if key in self._claimed:
