@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from extractor.errors import ConfigError
@@ -77,8 +78,32 @@ def secure_file(path: Path) -> None:
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to our (migrated) database at ``path``; ``ConfigError`` when the file
-    is not a SQLite database, is corrupt, belongs to something else, or is newer than us."""
+    is not a SQLite database, is corrupt, belongs to something else, or is newer than us.
+
+    Two processes opening a new database together can see "database is locked" from the
+    switch to WAL, which SQLite answers at once rather than through the busy handler:
+    such an open is tried again, for up to the busy timeout.
+    """
     secure_file(path)
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            return _connect_once(path)
+        except _Locked:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"state database {path} is not usable: database is locked"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+class _Locked(Exception):
+    """The database was locked while being set up: try again."""
+
+
+def _connect_once(path: Path) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE.
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -92,6 +117,11 @@ def connect(path: Path) -> sqlite3.Connection:
         if check != "ok":
             raise ConfigError(f"state database {path} is corrupt: {check}")
         _migrate(conn, path)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise _Locked from exc
+        raise ConfigError(f"state database {path} is not usable: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise ConfigError(f"state database {path} is not usable: {exc}") from exc
@@ -107,8 +137,18 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    if app_id != APPLICATION_ID and (app_id != 0 or _tables(conn)):
+    # Both reads in one transaction: another process may be creating the database, and
+    # its id and its tables must be seen together (both, or neither).
+    nested = conn.in_transaction
+    if not nested:
+        conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = _tables(conn)
+    finally:
+        if not nested:
+            conn.execute("COMMIT")
+    if app_id != APPLICATION_ID and (app_id != 0 or tables):
         raise ConfigError(
             f"{path} is an SQLite database of something else, not twelvetwenty state: "
             "pass another --state path"

@@ -179,3 +179,21 @@ async def test_a_killed_holders_slots_are_free_again(tmp_path: Path) -> None:
         async with asyncio.timeout(2):
             async with slots.slot(), slots.slot(), slots.slot():
                 assert slots.in_flight == 3
+
+
+def test_processes_opening_a_new_database_together_all_succeed(tmp_path: Path) -> None:
+    """The switch to WAL and the first migration race when cron starts two jobs at once:
+    every opener must get a usable database (none 'locked', none 'something else')."""
+    code = (
+        "import sys; from pathlib import Path; from extractor.state.store import StateStore\n"
+        "with StateStore.open(Path(sys.argv[1])) as s: s.save_checkpoint('x', 'y', {'a': 1})\n"
+    )
+    for round_ in range(6):
+        path = tmp_path / f"state{round_}.sqlite3"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()[-300:]
