@@ -147,7 +147,7 @@ class Settings:
     page_size: int = MAX_PAGE_SIZE
     full: bool = False
     request_timeout: float = 120.0
-    max_attempts: int = 8
+    max_attempts: int = 6  # per request, the first included (core.backoff.RetryPolicy)
     state_path: Path | None = None  # None: run without durable state (tests, one-offs)
     max_requests_per_day: int = DEFAULT_DAILY_LIMIT
     reserve: int = 0

@@ -97,21 +97,15 @@ async def durable_client(
         slots = FileSlots(Path(f"{path}.slots"), settings.concurrency)
         try:
             async with new_session(settings.base_url, settings.concurrency) as session:
-                yield (
-                    ApiClient(
-                        session,
-                        settings.base_url,
-                        settings.api_key,
-                        site=settings.site,
-                        limiter=slots,
-                        budget=budget,
-                        clock=clock,
-                        timeout=settings.request_timeout,
-                        token_store=StoredTokens(store),
-                        daily_limit=settings.max_requests_per_day,
-                    ),
-                    budget,
+                client = ApiClient.for_settings(
+                    settings,
+                    session,
+                    limiter=slots,
+                    budget=budget,
+                    clock=clock,
+                    token_store=StoredTokens(store),
                 )
+                yield client, budget
         finally:
             slots.close()
 

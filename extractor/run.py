@@ -608,18 +608,14 @@ class Extraction:
         return new_session(self.settings.base_url, self.settings.concurrency)
 
     def _client(self, session: aiohttp.ClientSession) -> ApiClient:
-        return ApiClient(
+        return ApiClient.for_settings(
+            self.settings,
             session,
-            self.settings.base_url,
-            self.settings.api_key,
-            site=self.settings.site,
             limiter=self.limiter,
             budget=self.counting,
             clock=self.clock,
             rng=self.rng,
-            timeout=self.settings.request_timeout,
             token_store=self.token_store,
-            daily_limit=self.settings.max_requests_per_day,
         )
 
     async def probe(self) -> dict[str, EntityPlan]:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from extractor.clock import Clock
-from extractor.config import Secret
+from extractor.config import Secret, Settings
 from extractor.core.backoff import (
     Action,
     Failure,
@@ -128,6 +128,35 @@ class ApiClient:
         self.last_failure = ""
         self._idle_429s = 0  # 429s since the last success with none of ours in flight
         self._daily_limit = daily_limit
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        *,
+        limiter: Limiter,
+        budget: RequestBudget,
+        clock: Clock,
+        rng: random.Random | None = None,
+        token_store: TokenStore | None = None,
+    ) -> ApiClient:
+        """The client of a run or command: site, key, timeout, attempts and the daily
+        limit (for telling quota 429s from bursts) come from ``settings``."""
+        return cls(
+            session,
+            settings.base_url,
+            settings.api_key,
+            site=settings.site,
+            limiter=limiter,
+            budget=budget,
+            clock=clock,
+            rng=rng,
+            policy=RetryPolicy(max_attempts=settings.max_attempts),
+            timeout=settings.request_timeout,
+            token_store=token_store,
+            daily_limit=settings.max_requests_per_day,
+        )
 
     def _redact(self, text: str) -> str:
         return redact(text, self._key.reveal())
